@@ -1,0 +1,282 @@
+"""Mask R-CNN configuration.
+
+A user subclasses :class:`Config` and overrides the attributes that differ for their data, exactly
+as with Matterport's ``mrcnn.config.Config``. Every Matterport attribute exists here with the same
+default value, so existing configuration classes keep working unchanged.
+"""
+
+import copy
+import numbers
+
+import numpy as np
+
+# The five loss names; LOSS_WEIGHTS keys must be among these.
+LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss",
+              "mrcnn_bbox_loss", "mrcnn_mask_loss")
+
+RESIZE_MODES = ("none", "square", "pad64", "crop")
+
+
+class Config:
+    """Base configuration class.
+
+    Subclass it and override the attributes you need. ``__init__`` computes the derived attributes
+    (``BATCH_SIZE``, ``IMAGE_SHAPE``, ``IMAGE_META_SIZE``) and validates the settings, raising a
+    ``ValueError`` that names the offending attribute when they are inconsistent.
+
+    Attributes that Matterport hard-coded and mrcnn exposes (defaults keep Matterport's values):
+
+    RPN_POSITIVE_IOU (0.7)
+        An anchor whose IoU with a GT box is at least this is an RPN positive.
+    RPN_NEGATIVE_IOU (0.3)
+        An anchor whose best IoU with every GT box is below this is an RPN negative.
+    ROI_POSITIVE_IOU (0.5)
+        A proposal whose IoU with a GT box is at least this is a positive RoI for the heads.
+    DETECTION_MASK_THRESHOLD (0.5)
+        Threshold on the sigmoid mask output when masks are pasted back into the image.
+    SEED (None)
+        Seed of the training input pipeline (shuffling, augmentation, anchor sampling).
+        ``None`` draws a fresh seed per ``train()`` call.
+    """
+
+    # --- run -------------------------------------------------------------------------------
+    # Name the configurations: it is the prefix of the log directory and checkpoint files.
+    NAME = None
+    # Number of devices to train on (one replica per device through tf.distribute).
+    GPU_COUNT = 1
+    # Images per device per step. 12GB GPUs fit two 1024x1024 images.
+    IMAGES_PER_GPU = 2
+    # Training steps per epoch (not tied to the dataset size).
+    STEPS_PER_EPOCH = 1000
+    # Validation steps run at the end of every epoch.
+    VALIDATION_STEPS = 50
+
+    # --- backbone --------------------------------------------------------------------------
+    # "resnet50", "resnet101", or a callable(input_image, stage5, train_bn) returning [C1..C5].
+    BACKBONE = "resnet101"
+    # With a callable BACKBONE: a function image_shape -> [[h, w], ...] per BACKBONE_STRIDES.
+    COMPUTE_BACKBONE_SHAPE = None
+    # Stride of each FPN level P2..P6 relative to the input image.
+    BACKBONE_STRIDES = [4, 8, 16, 32, 64]
+    # Width of the fully-connected layers of the classification head.
+    FPN_CLASSIF_FC_LAYERS_SIZE = 1024
+    # Channels of the FPN top-down layers.
+    TOP_DOWN_PYRAMID_SIZE = 256
+
+    # --- classes ---------------------------------------------------------------------------
+    # Number of classes including background.
+    NUM_CLASSES = 1
+
+    # --- RPN -------------------------------------------------------------------------------
+    # Anchor side in pixels, one scale per pyramid level.
+    RPN_ANCHOR_SCALES = (32, 64, 128, 256, 512)
+    # Anchor width/height ratios at every location.
+    RPN_ANCHOR_RATIOS = [0.5, 1, 2]
+    # 1: an anchor at every feature-map cell; 2: every other cell, and so on.
+    RPN_ANCHOR_STRIDE = 1
+    # NMS threshold on RPN proposals.
+    RPN_NMS_THRESHOLD = 0.7
+    # Anchors per image used to train the RPN.
+    RPN_TRAIN_ANCHORS_PER_IMAGE = 256
+    # Top-scoring anchors kept before NMS.
+    PRE_NMS_LIMIT = 6000
+    # Proposals kept after NMS, in training and in inference.
+    POST_NMS_ROIS_TRAINING = 2000
+    POST_NMS_ROIS_INFERENCE = 1000
+    # Standard deviations used to normalise RPN box deltas.
+    RPN_BBOX_STD_DEV = np.array([0.1, 0.1, 0.2, 0.2])
+    RPN_POSITIVE_IOU = 0.7
+    RPN_NEGATIVE_IOU = 0.3
+
+    # --- masks -----------------------------------------------------------------------------
+    # Store GT masks as fixed-size crops of their box (saves memory at high resolution).
+    USE_MINI_MASK = True
+    MINI_MASK_SHAPE = (56, 56)
+    # RoIAlign output for the mask head, and the mask head's output size (2x the pool).
+    MASK_POOL_SIZE = 14
+    MASK_SHAPE = [28, 28]
+    DETECTION_MASK_THRESHOLD = 0.5
+
+    # --- input -----------------------------------------------------------------------------
+    # "none", "square" (resize and pad to IMAGE_MAX_DIM^2), "pad64" (pad to multiples of 64),
+    # "crop" (random IMAGE_MIN_DIM^2 crops; training only).
+    IMAGE_RESIZE_MODE = "square"
+    IMAGE_MIN_DIM = 800
+    IMAGE_MAX_DIM = 1024
+    # Minimum scale-up factor, applied after IMAGE_MIN_DIM.
+    IMAGE_MIN_SCALE = 0
+    # 3 for RGB; other counts need a backbone trained from scratch (or an adapted conv1).
+    IMAGE_CHANNEL_COUNT = 3
+    # Per-channel mean subtracted from the image (RGB).
+    MEAN_PIXEL = np.array([123.7, 116.8, 103.9])
+
+    # --- heads -----------------------------------------------------------------------------
+    # RoIs per image fed to the classifier and mask heads in training.
+    TRAIN_ROIS_PER_IMAGE = 200
+    # Fraction of those RoIs that are positive.
+    ROI_POSITIVE_RATIO = 0.33
+    # RoIAlign output for the classification head.
+    POOL_SIZE = 7
+    # Ground-truth instances kept per image.
+    MAX_GT_INSTANCES = 100
+    # Standard deviations used to normalise head box deltas.
+    BBOX_STD_DEV = np.array([0.1, 0.1, 0.2, 0.2])
+    ROI_POSITIVE_IOU = 0.5
+    # Train the heads on RPN proposals (True) or on externally supplied RoIs (False).
+    USE_RPN_ROIS = True
+
+    # --- detection -------------------------------------------------------------------------
+    DETECTION_MAX_INSTANCES = 100
+    # Detections below this confidence are dropped.
+    DETECTION_MIN_CONFIDENCE = 0.7
+    # Per-class NMS threshold on final detections.
+    DETECTION_NMS_THRESHOLD = 0.3
+
+    # --- optimisation ----------------------------------------------------------------------
+    LEARNING_RATE = 0.001
+    LEARNING_MOMENTUM = 0.9
+    # L2 regularisation on weights (not on BatchNorm gamma/beta).
+    WEIGHT_DECAY = 0.0001
+    LOSS_WEIGHTS = {
+        "rpn_class_loss": 1.,
+        "rpn_bbox_loss": 1.,
+        "mrcnn_class_loss": 1.,
+        "mrcnn_bbox_loss": 1.,
+        "mrcnn_mask_loss": 1.,
+    }
+    # False freezes BatchNorm (statistics and affine weights): best with small batches.
+    TRAIN_BN = False
+    # Global gradient norm clip.
+    GRADIENT_CLIP_NORM = 5.0
+
+    # --- ours ------------------------------------------------------------------------------
+    SEED = None
+
+    def __init__(self):
+        """Compute the derived attributes and validate the configuration."""
+        # Class-level containers are shared between instances; give each instance its own copy
+        # so that `config.LOSS_WEIGHTS["x"] = ...` does not leak into other configs.
+        for name in self._attribute_names():
+            value = getattr(type(self), name, None)
+            if isinstance(value, (dict, list, np.ndarray)):
+                setattr(self, name, copy.deepcopy(value))
+        self.MEAN_PIXEL = np.asarray(self.MEAN_PIXEL, dtype=np.float64)
+        self.RPN_BBOX_STD_DEV = np.asarray(self.RPN_BBOX_STD_DEV, dtype=np.float64)
+        self.BBOX_STD_DEV = np.asarray(self.BBOX_STD_DEV, dtype=np.float64)
+        self._compute()
+        self.validate()
+
+    def _compute(self):
+        """(Re)compute the attributes derived from the others."""
+        self.BATCH_SIZE = self.IMAGES_PER_GPU * self.GPU_COUNT
+        side = self.IMAGE_MIN_DIM if self.IMAGE_RESIZE_MODE == "crop" else self.IMAGE_MAX_DIM
+        self.IMAGE_SHAPE = np.array([side, side, self.IMAGE_CHANNEL_COUNT])
+        # image_id (1) + original_image_shape (3) + image_shape (3) + window (4) + scale (1)
+        # + active_class_ids (NUM_CLASSES)
+        self.IMAGE_META_SIZE = 1 + 3 + 3 + 4 + 1 + self.NUM_CLASSES
+
+    def _attribute_names(self):
+        """Upper-case attribute names, sorted (the configuration proper)."""
+        return sorted(a for a in dir(self) if a.isupper() and not a.startswith("_"))
+
+    def validate(self):
+        """Raise ``ValueError`` naming the attribute when the settings are inconsistent."""
+        def fail(message):
+            raise ValueError("{}: {}".format(type(self).__name__, message))
+
+        def positive_int(name):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+                fail("{} must be a positive integer, got {!r}".format(name, value))
+
+        for name in ("GPU_COUNT", "IMAGES_PER_GPU", "STEPS_PER_EPOCH", "NUM_CLASSES",
+                     "IMAGE_CHANNEL_COUNT", "RPN_TRAIN_ANCHORS_PER_IMAGE", "PRE_NMS_LIMIT",
+                     "POST_NMS_ROIS_TRAINING", "POST_NMS_ROIS_INFERENCE",
+                     "TRAIN_ROIS_PER_IMAGE", "POOL_SIZE", "MASK_POOL_SIZE", "MAX_GT_INSTANCES",
+                     "DETECTION_MAX_INSTANCES", "RPN_ANCHOR_STRIDE", "TOP_DOWN_PYRAMID_SIZE",
+                     "FPN_CLASSIF_FC_LAYERS_SIZE"):
+            positive_int(name)
+        if not isinstance(self.VALIDATION_STEPS, numbers.Integral) or self.VALIDATION_STEPS < 0:
+            fail("VALIDATION_STEPS must be a non-negative integer, got {!r}".format(
+                self.VALIDATION_STEPS))
+
+        if self.IMAGE_RESIZE_MODE not in RESIZE_MODES:
+            fail("IMAGE_RESIZE_MODE must be one of {}, got {!r}".format(
+                RESIZE_MODES, self.IMAGE_RESIZE_MODE))
+        # Five stride-2 stages plus P6 mean the padded image side must divide by 2^6.
+        if self.IMAGE_RESIZE_MODE == "square" and self.IMAGE_MAX_DIM % 64:
+            fail("IMAGE_MAX_DIM must be divisible by 64 in 'square' mode (the backbone halves "
+                 "the image 6 times), got {}; use e.g. {}".format(
+                     self.IMAGE_MAX_DIM, max(64, 64 * round(self.IMAGE_MAX_DIM / 64))))
+        if self.IMAGE_RESIZE_MODE == "crop" and self.IMAGE_MIN_DIM % 64:
+            fail("IMAGE_MIN_DIM must be divisible by 64 in 'crop' mode, got {}".format(
+                self.IMAGE_MIN_DIM))
+        if self.IMAGE_MIN_DIM and self.IMAGE_MAX_DIM and self.IMAGE_MIN_DIM > self.IMAGE_MAX_DIM \
+                and self.IMAGE_RESIZE_MODE in ("square", "pad64"):
+            fail("IMAGE_MIN_DIM ({}) must not exceed IMAGE_MAX_DIM ({})".format(
+                self.IMAGE_MIN_DIM, self.IMAGE_MAX_DIM))
+
+        if self.MEAN_PIXEL.shape != (self.IMAGE_CHANNEL_COUNT,):
+            fail("MEAN_PIXEL has {} values but IMAGE_CHANNEL_COUNT is {}".format(
+                self.MEAN_PIXEL.size, self.IMAGE_CHANNEL_COUNT))
+        for name in ("RPN_BBOX_STD_DEV", "BBOX_STD_DEV"):
+            value = getattr(self, name)
+            if value.shape != (4,) or np.any(value <= 0):
+                fail("{} must be 4 positive numbers, got {!r}".format(name, value))
+
+        if len(self.RPN_ANCHOR_SCALES) != len(self.BACKBONE_STRIDES):
+            fail("RPN_ANCHOR_SCALES has {} scales but BACKBONE_STRIDES has {} levels; "
+                 "one anchor scale per pyramid level is needed".format(
+                     len(self.RPN_ANCHOR_SCALES), len(self.BACKBONE_STRIDES)))
+        if not len(self.RPN_ANCHOR_RATIOS) or any(r <= 0 for r in self.RPN_ANCHOR_RATIOS):
+            fail("RPN_ANCHOR_RATIOS must be positive numbers, got {!r}".format(
+                self.RPN_ANCHOR_RATIOS))
+
+        if callable(self.BACKBONE):
+            if self.COMPUTE_BACKBONE_SHAPE is None:
+                fail("a callable BACKBONE needs COMPUTE_BACKBONE_SHAPE (image_shape -> feature "
+                     "map shapes) to place the anchors")
+        elif self.BACKBONE not in ("resnet50", "resnet101"):
+            fail("BACKBONE must be 'resnet50', 'resnet101' or a callable, got {!r}".format(
+                self.BACKBONE))
+
+        if list(self.MASK_SHAPE) != [2 * self.MASK_POOL_SIZE] * 2:
+            fail("MASK_SHAPE must be twice MASK_POOL_SIZE (the mask head upsamples once): "
+                 "MASK_POOL_SIZE={} needs MASK_SHAPE=[{}, {}], got {!r}".format(
+                     self.MASK_POOL_SIZE, 2 * self.MASK_POOL_SIZE, 2 * self.MASK_POOL_SIZE,
+                     self.MASK_SHAPE))
+        if len(self.MINI_MASK_SHAPE) != 2 or min(self.MINI_MASK_SHAPE) < 1:
+            fail("MINI_MASK_SHAPE must be (height, width), got {!r}".format(
+                self.MINI_MASK_SHAPE))
+
+        for name in ("ROI_POSITIVE_RATIO", "RPN_NMS_THRESHOLD", "DETECTION_MIN_CONFIDENCE",
+                     "DETECTION_NMS_THRESHOLD", "RPN_POSITIVE_IOU", "RPN_NEGATIVE_IOU",
+                     "ROI_POSITIVE_IOU", "DETECTION_MASK_THRESHOLD"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                fail("{} must be in [0, 1], got {!r}".format(name, value))
+        if self.RPN_NEGATIVE_IOU > self.RPN_POSITIVE_IOU:
+            fail("RPN_NEGATIVE_IOU ({}) must not exceed RPN_POSITIVE_IOU ({})".format(
+                self.RPN_NEGATIVE_IOU, self.RPN_POSITIVE_IOU))
+
+        unknown = set(self.LOSS_WEIGHTS) - set(LOSS_NAMES)
+        if unknown:
+            fail("LOSS_WEIGHTS has unknown keys {}; valid keys are {}".format(
+                sorted(unknown), list(LOSS_NAMES)))
+        for name in ("LEARNING_RATE", "WEIGHT_DECAY", "LEARNING_MOMENTUM"):
+            if getattr(self, name) < 0:
+                fail("{} must not be negative, got {!r}".format(name, getattr(self, name)))
+        if self.GRADIENT_CLIP_NORM is not None and self.GRADIENT_CLIP_NORM <= 0:
+            fail("GRADIENT_CLIP_NORM must be positive or None, got {!r}".format(
+                self.GRADIENT_CLIP_NORM))
+
+    def to_dict(self):
+        """The configuration as a dict of attribute name -> value."""
+        return {name: getattr(self, name) for name in self._attribute_names()}
+
+    def display(self):
+        """Print every configuration attribute, computed ones included."""
+        print("\nConfigurations:")
+        for name, value in self.to_dict().items():
+            print("{:30} {}".format(name, value))
+        print("\n")

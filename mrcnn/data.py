@@ -1,0 +1,439 @@
+"""Training data: image meta, molding, ground-truth loading, RPN targets and the tf.data pipeline.
+
+Data flows one way: ``Dataset`` -> :func:`load_image_gt` (resize, augment, boxes, mini masks) ->
+:func:`build_rpn_targets` -> :func:`build_input_pipeline` (parallel, deterministic batches of the
+model's named inputs).
+"""
+
+import threading
+
+import numpy as np
+
+from mrcnn import utils
+
+# Input names of the training graph, in Matterport's order.
+INPUT_NAMES = ("input_image", "input_image_meta", "input_rpn_match", "input_rpn_bbox",
+               "input_gt_class_ids", "input_gt_boxes", "input_gt_masks")
+
+# imgaug augmenters that move pixels; only these are applied to masks (Matterport's list).
+IMGAUG_MASK_AUGMENTERS = ("Sequential", "SomeOf", "OneOf", "Sometimes", "Fliplr", "Flipud",
+                          "CropAndPad", "Affine", "PiecewiseAffine")
+
+
+############################################################
+#  Image meta and molding
+############################################################
+
+def compose_image_meta(image_id, original_image_shape, image_shape, window, scale,
+                       active_class_ids):
+    """Pack image attributes into Matterport's 1-D meta vector.
+
+    image_id: int; original_image_shape / image_shape: [H, W, C] before / after resizing;
+    window: (y1, x1, y2, x2) of the real image inside the padded one; scale: resize factor;
+    active_class_ids: [NUM_CLASSES] with 1 for the classes of the image's source.
+    Returns [1 + 3 + 3 + 4 + 1 + NUM_CLASSES] float64.
+    """
+    return np.array([image_id] + list(original_image_shape) + list(image_shape) +
+                    list(window) + [scale] + list(active_class_ids))
+
+
+def parse_image_meta(meta):
+    """Unpack meta vectors ([batch, meta_size] or [meta_size]) into a dict of arrays."""
+    meta = np.asarray(meta)
+    return {
+        "image_id": meta[..., 0].astype(np.int32),
+        "original_image_shape": meta[..., 1:4].astype(np.int32),
+        "image_shape": meta[..., 4:7].astype(np.int32),
+        "window": meta[..., 7:11].astype(np.int32),
+        "scale": meta[..., 11].astype(np.float32),
+        "active_class_ids": meta[..., 12:].astype(np.int32),
+    }
+
+
+def mold_image(images, config):
+    """Subtract the mean pixel; returns float32 (the network's input)."""
+    return images.astype(np.float32) - config.MEAN_PIXEL.astype(np.float32)
+
+
+def unmold_image(normalized_images, config):
+    """Inverse of :func:`mold_image`: add the mean pixel back, as uint8."""
+    return np.clip(normalized_images + config.MEAN_PIXEL, 0, 255).astype(np.uint8)
+
+
+############################################################
+#  Augmentation
+############################################################
+
+def is_imgaug_augmenter(augmentation):
+    """True for objects with imgaug's ``to_deterministic`` interface."""
+    return hasattr(augmentation, "to_deterministic")
+
+
+def augment(augmentation, image, mask, seed):
+    """Apply an augmentation to an image and its instance masks, reproducibly for ``seed``.
+
+    augmentation: an albumentations transform (called as ``aug(image=..., masks=...)``) or an
+    imgaug-style augmenter (``to_deterministic()``). Masks follow geometric transforms only:
+    albumentations never applies pixel-level transforms to masks, and for imgaug only the
+    augmenters in ``IMGAUG_MASK_AUGMENTERS`` are activated on them.
+
+    image: [H, W, C] uint8; mask: [H, W, N] bool. Returns (image, mask) with mask bool.
+    """
+    if is_imgaug_augmenter(augmentation):
+        return _augment_imgaug(augmentation, image, mask, seed)
+    if not callable(augmentation):
+        raise TypeError("augmentation must be an albumentations transform or an imgaug "
+                        "augmenter, got {!r}".format(type(augmentation).__name__))
+    if hasattr(augmentation, "set_random_seed"):
+        augmentation.set_random_seed(seed)
+    if mask.shape[-1]:
+        out = augmentation(image=image, masks=np.ascontiguousarray(
+            np.transpose(mask.astype(np.uint8), (2, 0, 1))))
+        masks = np.asarray(out["masks"])
+        new_mask = np.transpose(masks, (1, 2, 0)).astype(bool) if masks.size else \
+            np.zeros(out["image"].shape[:2] + (0,), dtype=bool)
+    else:
+        out = augmentation(image=image)
+        new_mask = np.zeros(out["image"].shape[:2] + (0,), dtype=bool)
+    return out["image"], new_mask
+
+
+def _augment_imgaug(augmentation, image, mask, seed):
+    """imgaug path: one deterministic augmenter for the image and (geometric part) the mask."""
+    if hasattr(augmentation, "seed_"):          # imgaug >= 0.4
+        augmentation.seed_(seed)
+    elif hasattr(augmentation, "reseed"):       # imgaug 0.2.x
+        augmentation.reseed(seed)
+    try:
+        import imgaug  # noqa: F401 -- only needed for the mask hook
+        hooks = imgaug.HooksImages(
+            activator=lambda images, augmenter, parents, default:
+                augmenter.__class__.__name__ in IMGAUG_MASK_AUGMENTERS)
+    except ImportError:
+        hooks = None
+    det = augmentation.to_deterministic()
+    image_shape, mask_shape = image.shape, mask.shape
+    image = det.augment_image(image)
+    mask = det.augment_image(mask.astype(np.uint8), hooks=hooks)
+    if image.shape[:2] != image_shape[:2] or mask.shape != mask_shape:
+        raise ValueError("augmentation changed the image or mask shape ({} -> {}); only "
+                         "shape-preserving augmenters are supported".format(
+                             image_shape, image.shape))
+    return image, mask.astype(bool)
+
+
+############################################################
+#  Ground truth
+############################################################
+
+def load_image_gt(dataset, config, image_id, augmentation=None, use_mini_mask=None, rng=None):
+    """Load and prepare one image's ground truth.
+
+    Resizes the image and masks per ``config``, applies ``augmentation`` (after resizing, as
+    Matterport does), drops instances that vanished, computes boxes from masks and, with
+    ``use_mini_mask`` (default ``config.USE_MINI_MASK``), shrinks masks to MINI_MASK_SHAPE.
+    Images without instances are valid: they yield empty class ids, boxes and masks.
+
+    rng: ``numpy.random.Generator`` for the crop position and augmentation seed.
+
+    Returns:
+        image: [height, width, C] uint8 (not molded).
+        image_meta: [IMAGE_META_SIZE] (see :func:`compose_image_meta`).
+        class_ids: [N] int32 (negative ids mark crowd regions).
+        bbox: [N, (y1, x1, y2, x2)] int32.
+        mask: [height, width, N] bool, or [MINI_MASK_SHAPE, N] with mini masks.
+    """
+    use_mini_mask = config.USE_MINI_MASK if use_mini_mask is None else use_mini_mask
+    rng = rng if rng is not None else np.random.default_rng()
+    if dataset.num_classes != config.NUM_CLASSES:
+        raise ValueError("dataset has {} classes (background included) but config.NUM_CLASSES "
+                         "is {}".format(dataset.num_classes, config.NUM_CLASSES))
+
+    image = np.asarray(dataset.load_image(image_id))
+    mask, class_ids = dataset.load_mask(image_id)
+    mask = np.asarray(mask)
+    class_ids = np.asarray(class_ids, dtype=np.int32).reshape(-1)
+    _check_gt(dataset, config, image_id, image, mask, class_ids)
+    if mask.shape[-1] == 0:
+        mask = np.zeros(image.shape[:2] + (0,), dtype=bool)
+
+    original_shape = image.shape
+    image, window, scale, padding, crop = utils.resize_image(
+        image, min_dim=config.IMAGE_MIN_DIM, min_scale=config.IMAGE_MIN_SCALE,
+        max_dim=config.IMAGE_MAX_DIM, mode=config.IMAGE_RESIZE_MODE, rng=rng)
+    mask = utils.resize_mask(mask, scale, padding, crop)
+
+    if augmentation is not None:
+        image, mask = augment(augmentation, image, mask, int(rng.integers(0, 2 ** 31 - 1)))
+
+    # Instances can vanish after cropping or augmentation; drop them.
+    keep = np.sum(mask, axis=(0, 1)) > 0
+    mask = mask[:, :, keep]
+    class_ids = class_ids[keep]
+    bbox = utils.extract_bboxes(mask)
+
+    # Classes of this image's source are "active": the class loss ignores the others.
+    active_class_ids = np.zeros([dataset.num_classes], dtype=np.int32)
+    source_class_ids = dataset.source_class_ids[dataset.image_info[image_id]["source"]]
+    active_class_ids[source_class_ids] = 1
+
+    if use_mini_mask:
+        mask = utils.minimize_mask(bbox, mask, config.MINI_MASK_SHAPE)
+
+    image_meta = compose_image_meta(image_id, original_shape, image.shape, window, scale,
+                                    active_class_ids)
+    return image, image_meta, class_ids, bbox, mask
+
+
+def _check_gt(dataset, config, image_id, image, mask, class_ids):
+    """Raise ValueError naming the image when its image or masks are malformed."""
+    where = "image id {} ({})".format(
+        image_id, dataset.image_reference(image_id) or dataset.image_info[image_id].get("path"))
+    if image.ndim != 3 or image.shape[-1] != config.IMAGE_CHANNEL_COUNT:
+        raise ValueError("{}: image has shape {} but config.IMAGE_CHANNEL_COUNT is {}".format(
+            where, image.shape, config.IMAGE_CHANNEL_COUNT))
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError("{}: image is empty (shape {})".format(where, image.shape))
+    n = mask.shape[-1] if mask.ndim == 3 else None
+    if n is None:
+        raise ValueError("{}: load_mask returned a mask of shape {}; expected [height, width, "
+                         "instances]".format(where, mask.shape))
+    if n and mask.shape[:2] != image.shape[:2]:
+        raise ValueError("{}: mask shape {} does not match image shape {}".format(
+            where, mask.shape, image.shape))
+    if class_ids.shape[0] != n:
+        raise ValueError("{}: load_mask returned {} masks but {} class ids".format(
+            where, n, class_ids.shape[0]))
+    if n and (class_ids.max() >= config.NUM_CLASSES or np.any(class_ids == 0)):
+        raise ValueError("{}: class ids {} must be in 1..{} (negative for crowd regions)".format(
+            where, class_ids.tolist(), config.NUM_CLASSES - 1))
+
+
+def build_rpn_targets(image_shape, anchors, gt_class_ids, gt_boxes, config, rng=None):
+    """RPN training targets for one image (Matterport's rules).
+
+    An anchor is positive when its IoU with a GT box is >= RPN_POSITIVE_IOU (0.7), and every GT
+    box's best anchor(s) are positive too; negative when its best IoU is < RPN_NEGATIVE_IOU (0.3)
+    and it does not touch a crowd region; otherwise neutral. Positives are subsampled to at most
+    half of RPN_TRAIN_ANCHORS_PER_IMAGE and negatives fill the rest.
+
+    anchors: [num_anchors, (y1, x1, y2, x2)]; gt_class_ids: [N]; gt_boxes: [N, (y1, x1, y2, x2)].
+    Returns:
+        rpn_match: [num_anchors] int32, 1 positive, -1 negative, 0 neutral.
+        rpn_bbox: [RPN_TRAIN_ANCHORS_PER_IMAGE, (dy, dx, log(dh), log(dw))] float32, the deltas
+            of the positive anchors (in anchor order) divided by RPN_BBOX_STD_DEV, zero-padded.
+    """
+    rng = rng if rng is not None else np.random.default_rng()
+    num_train = config.RPN_TRAIN_ANCHORS_PER_IMAGE
+    rpn_match = np.zeros([anchors.shape[0]], dtype=np.int32)
+    rpn_bbox = np.zeros((num_train, 4), dtype=np.float32)
+    gt_class_ids = np.asarray(gt_class_ids).reshape(-1)
+    gt_boxes = np.asarray(gt_boxes).reshape(-1, 4)
+
+    # Anchors that overlap crowd regions are neither positive nor negative.
+    crowd = gt_class_ids < 0
+    if np.any(crowd):
+        crowd_iou_max = np.amax(utils.compute_overlaps(anchors, gt_boxes[crowd]), axis=1)
+        no_crowd = crowd_iou_max < 0.001
+        gt_boxes = gt_boxes[~crowd]
+    else:
+        no_crowd = np.ones([anchors.shape[0]], dtype=bool)
+
+    if gt_boxes.shape[0]:
+        overlaps = utils.compute_overlaps(anchors, gt_boxes)      # [anchors, gt]
+        anchor_iou_argmax = np.argmax(overlaps, axis=1)
+        anchor_iou_max = overlaps[np.arange(overlaps.shape[0]), anchor_iou_argmax]
+        rpn_match[(anchor_iou_max < config.RPN_NEGATIVE_IOU) & no_crowd] = -1
+        # Each GT box's best anchors (ties included) are positive, whatever their IoU, so that
+        # no object goes without a positive anchor. A GT that touches no anchor has none.
+        gt_iou_max = np.max(overlaps, axis=0)
+        best = (overlaps == gt_iou_max[None, :]) & (gt_iou_max[None, :] > 0)
+        rpn_match[np.any(best, axis=1)] = 1
+        rpn_match[anchor_iou_max >= config.RPN_POSITIVE_IOU] = 1
+    else:
+        anchor_iou_argmax = None
+        rpn_match[no_crowd] = -1
+
+    # Balance: at most half positives, negatives fill up to num_train.
+    ids = np.where(rpn_match == 1)[0]
+    extra = len(ids) - num_train // 2
+    if extra > 0:
+        rpn_match[rng.choice(ids, extra, replace=False)] = 0
+    ids = np.where(rpn_match == -1)[0]
+    extra = len(ids) - (num_train - np.sum(rpn_match == 1))
+    if extra > 0:
+        rpn_match[rng.choice(ids, extra, replace=False)] = 0
+
+    ids = np.where(rpn_match == 1)[0]
+    if len(ids):
+        deltas = utils.box_refinement(anchors[ids], gt_boxes[anchor_iou_argmax[ids]])
+        rpn_bbox[:len(ids)] = deltas / np.asarray(config.RPN_BBOX_STD_DEV, dtype=np.float32)
+    return rpn_match, rpn_bbox
+
+
+############################################################
+#  Input pipeline
+############################################################
+
+class SampleBuilder:
+    """Builds the k-th training sample of a run; a pure function of (seed, k).
+
+    The image order is a permutation per epoch drawn from ``(seed, epoch)``, and all of a
+    sample's randomness (crop, augmentation, anchor subsampling, GT subsampling) from
+    ``(seed, k)``. Samples can therefore be built in parallel threads in any order and still
+    come out the same for the same seed.
+    """
+
+    def __init__(self, dataset, config, shuffle=True, augmentation=None,
+                 no_augmentation_sources=None, seed=0):
+        self.dataset = dataset
+        self.config = config
+        self.shuffle = shuffle
+        self.augmentation = augmentation
+        self.no_augmentation_sources = set(no_augmentation_sources or ())
+        self.seed = int(seed)
+        self.num_images = len(dataset.image_ids)
+        if self.num_images == 0:
+            raise ValueError("the dataset has no images; did you call prepare()?")
+        self._orders = {}
+        # Augmenters hold their random state; seeding and calling them must not interleave.
+        self._augment_lock = threading.Lock()
+
+    def image_id(self, k):
+        """Image id of the k-th sample."""
+        epoch, position = divmod(int(k), self.num_images)
+        order = self._orders.get(epoch)
+        if order is None:
+            if self.shuffle:
+                order = np.random.default_rng([self.seed, 0, epoch]).permutation(self.num_images)
+            else:
+                order = np.arange(self.num_images)
+            if len(self._orders) > 4:
+                self._orders.clear()
+            self._orders[epoch] = order
+        return self.dataset.image_ids[order[position]]
+
+    def __call__(self, k):
+        """The k-th sample: a tuple in ``INPUT_NAMES`` order, not batched."""
+        config = self.config
+        rng = np.random.default_rng([self.seed, 1, int(k)])
+        image_id = self.image_id(k)
+        source = self.dataset.image_info[image_id]["source"]
+        augmentation = self.augmentation
+        if source in self.no_augmentation_sources:
+            augmentation = None
+        if augmentation is not None:
+            with self._augment_lock:
+                image, image_meta, class_ids, boxes, masks = load_image_gt(
+                    self.dataset, config, image_id, augmentation=augmentation, rng=rng)
+        else:
+            image, image_meta, class_ids, boxes, masks = load_image_gt(
+                self.dataset, config, image_id, rng=rng)
+
+        anchors = utils.get_anchors(config, image.shape)
+        rpn_match, rpn_bbox = build_rpn_targets(image.shape, anchors, class_ids, boxes, config,
+                                                rng=rng)
+
+        # Keep at most MAX_GT_INSTANCES (a random subset), then zero-pad to that many.
+        max_gt = config.MAX_GT_INSTANCES
+        if class_ids.shape[0] > max_gt:
+            ids = np.sort(rng.choice(np.arange(class_ids.shape[0]), max_gt, replace=False))
+            class_ids, boxes, masks = class_ids[ids], boxes[ids], masks[:, :, ids]
+        n = class_ids.shape[0]
+        gt_class_ids = np.zeros([max_gt], dtype=np.int32)
+        gt_boxes = np.zeros([max_gt, 4], dtype=np.int32)
+        gt_masks = np.zeros(masks.shape[:2] + (max_gt,), dtype=bool)
+        gt_class_ids[:n] = class_ids
+        gt_boxes[:n] = boxes
+        gt_masks[:, :, :n] = masks
+
+        return (mold_image(image, config), image_meta.astype(np.float32),
+                rpn_match[:, np.newaxis].astype(np.int32), rpn_bbox.astype(np.float32),
+                gt_class_ids, gt_boxes, gt_masks)
+
+
+def input_signature(config, image_shape=None):
+    """(dtype, shape) per model input of one unbatched sample, in ``INPUT_NAMES`` order.
+
+    image_shape: the fixed image shape, or None for a variable size (modes none and pad64).
+    """
+    import tensorflow as tf
+    if image_shape is None:
+        h = w = None
+        num_anchors = None
+    else:
+        h, w = int(image_shape[0]), int(image_shape[1])
+        num_anchors = utils.get_anchors(config, image_shape).shape[0]
+    c = config.IMAGE_CHANNEL_COUNT
+    mask_hw = tuple(config.MINI_MASK_SHAPE) if config.USE_MINI_MASK else (h, w)
+    max_gt = config.MAX_GT_INSTANCES
+    return (
+        (tf.float32, (h, w, c)),
+        (tf.float32, (config.IMAGE_META_SIZE,)),
+        (tf.int32, (num_anchors, 1)),
+        (tf.float32, (config.RPN_TRAIN_ANCHORS_PER_IMAGE, 4)),
+        (tf.int32, (max_gt,)),
+        (tf.int32, (max_gt, 4)),
+        (tf.bool, mask_hw + (max_gt,)),
+    )
+
+
+def build_input_pipeline(dataset, config, shuffle=True, augmentation=None,
+                         no_augmentation_sources=None, batch_size=None, seed=None,
+                         repeat=True, start_index=0, num_parallel_calls=None,
+                         prefetch=True):
+    """A ``tf.data.Dataset`` of training batches for ``keras.Model.fit``.
+
+    Each element is a dict keyed by ``INPUT_NAMES`` (Matterport's input layer names) with
+    ``batch_size`` (default ``config.BATCH_SIZE``) images. Samples are prepared in parallel
+    threads (``num_parallel_calls``, default AUTOTUNE) and delivered in a fixed order, so the
+    stream is the same for the same ``seed`` however many threads run.
+
+    repeat: cycle over the data forever (epochs of shuffled images) or stop after one pass.
+    start_index: index of the first sample (to resume a run where it stopped).
+    """
+    import tensorflow as tf
+    batch_size = batch_size or config.BATCH_SIZE
+    if seed is None:
+        seed = config.SEED if config.SEED is not None else int(np.random.SeedSequence().entropy
+                                                                % (2 ** 31))
+    builder = SampleBuilder(dataset, config, shuffle=shuffle, augmentation=augmentation,
+                            no_augmentation_sources=no_augmentation_sources, seed=seed)
+    fixed = config.IMAGE_RESIZE_MODE in ("square", "crop")
+    if not fixed and batch_size > 1:
+        raise ValueError("IMAGE_RESIZE_MODE={!r} gives images of different sizes, which cannot "
+                         "be batched; use a batch size of 1 (IMAGES_PER_GPU=1) or the 'square' "
+                         "mode".format(config.IMAGE_RESIZE_MODE))
+    signature = input_signature(config, config.IMAGE_SHAPE if fixed else None)
+
+    def load(k):
+        outputs = tf.numpy_function(builder, [k], [dtype for dtype, _ in signature],
+                                    stateful=False)
+        for tensor, (_, shape) in zip(outputs, signature):
+            tensor.set_shape(shape)
+        return dict(zip(INPUT_NAMES, outputs))
+
+    stop = None if repeat else start_index + builder.num_images
+    ds = tf.data.Dataset.range(start_index, stop if stop is not None else np.iinfo(np.int64).max)
+    ds = ds.map(load, num_parallel_calls=num_parallel_calls or tf.data.AUTOTUNE,
+                deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=repeat)
+    if prefetch:
+        ds = ds.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = True
+    return ds.with_options(options)
+
+
+def data_generator(dataset, config, shuffle=True, augmentation=None, batch_size=None, seed=None,
+                   no_augmentation_sources=None):
+    """Matterport-style generator of ``(inputs, [])`` NumPy batches, for notebooks.
+
+    Iterates over :func:`build_input_pipeline`; ``inputs`` is the list of arrays in
+    ``INPUT_NAMES`` order.
+    """
+    ds = build_input_pipeline(dataset, config, shuffle=shuffle, augmentation=augmentation,
+                              no_augmentation_sources=no_augmentation_sources,
+                              batch_size=batch_size, seed=seed)
+    for batch in ds.as_numpy_iterator():
+        yield [batch[name] for name in INPUT_NAMES], []

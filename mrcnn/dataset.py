@@ -1,0 +1,185 @@
+"""The ``Dataset`` base class that users subclass for their own data (Matterport's API)."""
+
+import logging
+
+import numpy as np
+import skimage.color
+import skimage.io
+
+logger = logging.getLogger(__name__)
+
+
+class ImageLoadError(IOError):
+    """An image file could not be read; the message names the image id and the path."""
+
+
+class Dataset:
+    """Base class for datasets.
+
+    Subclass it, register classes with :meth:`add_class` and images with :meth:`add_image`, and
+    override :meth:`load_mask` (and :meth:`load_image` when images are not files that
+    ``skimage.io`` reads). Call :meth:`prepare` before use::
+
+        class ShapesDataset(Dataset):
+            def load_shapes(self, count):
+                self.add_class("shapes", 1, "square")
+                ...
+                self.add_image("shapes", image_id=i, path=None, ...)
+
+            def load_mask(self, image_id):
+                ...
+                return masks, class_ids   # [height, width, N] bool, [N] int32
+
+    Class ids are internal (0 = "BG", then 1, 2, ... in the order added) and map to the ids of
+    each source through ``"source.id"`` keys.
+
+    channel_count: channels :meth:`load_image` returns; 3 (RGB, the default) converts grayscale
+    to RGB and drops alpha; other values keep up to that many channels (match
+    ``config.IMAGE_CHANNEL_COUNT``).
+    """
+
+    def __init__(self, class_map=None, channel_count=3):
+        self._image_ids = []
+        self.image_info = []
+        # Background is always class 0.
+        self.class_info = [{"source": "", "id": 0, "name": "BG"}]
+        self.source_class_ids = {}
+        self.class_map = class_map
+        self.channel_count = channel_count
+
+    def add_class(self, source, class_id, class_name):
+        """Register class ``class_id`` of ``source`` (added once even if called again)."""
+        if "." in source:
+            raise ValueError("Source name cannot contain a dot: {!r}".format(source))
+        for info in self.class_info:
+            if info["source"] == source and info["id"] == class_id:
+                return
+        self.class_info.append({"source": source, "id": class_id, "name": class_name})
+
+    def add_image(self, source, image_id, path, **kwargs):
+        """Register an image; extra keyword arguments are stored in its ``image_info`` entry."""
+        image_info = {"id": image_id, "source": source, "path": path}
+        image_info.update(kwargs)
+        self.image_info.append(image_info)
+
+    def image_reference(self, image_id):
+        """A link or description of the image for debugging; override to return one."""
+        return ""
+
+    def prepare(self, class_map=None):
+        """Build the internal lookup tables; call after adding classes and images.
+
+        class_map: optional ``{"source.id": "other_source.other_id"}`` to merge classes of
+        different sources into one internal class (the key's class takes the target's id).
+        """
+        class_map = class_map if class_map is not None else (self.class_map or {})
+
+        def clean_name(name):
+            """First part of a comma-separated object name."""
+            return ",".join(name.split(",")[:1])
+
+        def key(info):
+            return "{}.{}".format(info["source"], info["id"])
+
+        for merged, target in class_map.items():
+            if not any(key(info) == target for info in self.class_info):
+                raise ValueError("class_map target {!r} (for {!r}) is not a registered class"
+                                 .format(target, merged))
+        # Merged classes are dropped from the internal list and map to their target's id.
+        kept = [info for info in self.class_info if key(info) not in class_map]
+        merged_away = [info for info in self.class_info if key(info) in class_map]
+        self.class_info = kept
+        self.num_classes = len(self.class_info)
+        self.class_ids = np.arange(self.num_classes)
+        self.class_names = [clean_name(c["name"]) for c in self.class_info]
+        self.num_images = len(self.image_info)
+        self._image_ids = np.arange(self.num_images)
+
+        self.class_from_source_map = {key(info): i for info, i in
+                                      zip(self.class_info, self.class_ids)}
+        for info in merged_away:
+            self.class_from_source_map[key(info)] = self.class_from_source_map[
+                class_map[key(info)]]
+        self.image_from_source_map = {key(info): i for info, i in
+                                      zip(self.image_info, self._image_ids)}
+
+        # Sorted so that the order does not depend on hash randomisation.
+        sources = {i["source"] for i in self.class_info} | {i["source"] for i in merged_away}
+        self.sources = sorted(sources)
+        self.source_class_ids = {}
+        for source in self.sources:
+            # Background (0) is active in every source.
+            ids = {0}
+            ids.update(i for i, info in enumerate(self.class_info) if info["source"] == source)
+            ids.update(self.class_from_source_map[key(info)] for info in merged_away
+                       if info["source"] == source)
+            self.source_class_ids[source] = sorted(ids)
+
+    def map_source_class_id(self, source_class_id):
+        """Internal class id of a ``"source.id"`` string, e.g. ``"coco.12"`` -> 23."""
+        return self.class_from_source_map[source_class_id]
+
+    def get_source_class_id(self, class_id, source):
+        """The source's own id of internal class ``class_id``."""
+        info = self.class_info[class_id]
+        if info["source"] != source:
+            raise ValueError("class {} belongs to source {!r}, not {!r}".format(
+                class_id, info["source"], source))
+        return info["id"]
+
+    @property
+    def image_ids(self):
+        """Internal image ids 0..num_images-1 (after :meth:`prepare`)."""
+        return self._image_ids
+
+    def source_image_link(self, image_id):
+        """Path or URL of the image, from its ``image_info`` entry."""
+        return self.image_info[image_id]["path"]
+
+    def load_image(self, image_id):
+        """Load an image as a [height, width, channel_count] uint8 array.
+
+        Grayscale becomes RGB and alpha is dropped when ``channel_count`` is 3. A file that is
+        missing or unreadable raises :class:`ImageLoadError` naming the image id and path.
+        """
+        path = self.image_info[image_id]["path"]
+        try:
+            image = skimage.io.imread(path)
+        except Exception as e:  # skimage raises many types: FileNotFoundError, ValueError, ...
+            raise ImageLoadError("image id {} ({}): cannot read {!r}: {}".format(
+                image_id, self.image_reference(image_id) or "no reference", path, e)) from e
+        image = np.asarray(image)
+        if image.ndim not in (2, 3) or image.size == 0:
+            raise ImageLoadError("image id {}: {!r} is not a 2-D image (array shape {})".format(
+                image_id, path, image.shape))
+        return self._to_channels(image, image_id)
+
+    def _to_channels(self, image, image_id):
+        """Bring a loaded image to ``channel_count`` channels."""
+        if image.ndim == 2:
+            image = image[..., np.newaxis]
+        channels = image.shape[-1]
+        if self.channel_count == 3:
+            if channels == 1:
+                image = skimage.color.gray2rgb(image[..., 0])
+            elif channels == 2:  # gray + alpha
+                image = skimage.color.gray2rgb(image[..., 0])
+            elif channels >= 4:
+                image = image[..., :3]
+        elif channels > self.channel_count:
+            image = image[..., :self.channel_count]
+        elif channels < self.channel_count:
+            raise ImageLoadError("image id {}: {!r} has {} channels, channel_count is {}".format(
+                image_id, self.image_info[image_id]["path"], channels, self.channel_count))
+        return image
+
+    def load_mask(self, image_id):
+        """Instance masks of an image; override it.
+
+        Returns masks [height, width, N] bool and class_ids [N] int32. The base class returns no
+        instances (and warns), so an image without objects is a valid training sample.
+        """
+        logger.warning("You are using the default load_mask(); define your own in a subclass.")
+        mask = np.empty([0, 0, 0])
+        class_ids = np.empty([0], np.int32)
+        return mask, class_ids

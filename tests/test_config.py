@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+from mrcnn.config import Config, LOSS_NAMES
+
+
+def test_matterport_defaults_and_computed_attributes():
+    c = Config()
+    assert c.NAME is None and c.GPU_COUNT == 1 and c.IMAGES_PER_GPU == 2
+    assert c.BACKBONE == "resnet101" and c.BACKBONE_STRIDES == [4, 8, 16, 32, 64]
+    assert c.RPN_ANCHOR_SCALES == (32, 64, 128, 256, 512)
+    assert c.PRE_NMS_LIMIT == 6000 and c.POST_NMS_ROIS_TRAINING == 2000
+    assert c.MINI_MASK_SHAPE == (56, 56) and c.MASK_SHAPE == [28, 28]
+    assert c.DETECTION_MIN_CONFIDENCE == 0.7 and c.GRADIENT_CLIP_NORM == 5.0
+    np.testing.assert_allclose(c.MEAN_PIXEL, [123.7, 116.8, 103.9])
+    assert set(c.LOSS_WEIGHTS) == set(LOSS_NAMES)
+    assert c.BATCH_SIZE == 2
+    np.testing.assert_array_equal(c.IMAGE_SHAPE, [1024, 1024, 3])
+    assert c.IMAGE_META_SIZE == 1 + 3 + 3 + 4 + 1 + 1
+
+
+def test_subclass_overrides_and_crop_shape():
+    class MyConfig(Config):
+        NAME = "mine"
+        GPU_COUNT = 2
+        IMAGES_PER_GPU = 3
+        NUM_CLASSES = 5
+        IMAGE_RESIZE_MODE = "crop"
+        IMAGE_MIN_DIM = 512
+
+    c = MyConfig()
+    assert c.BATCH_SIZE == 6
+    np.testing.assert_array_equal(c.IMAGE_SHAPE, [512, 512, 3])
+    assert c.IMAGE_META_SIZE == 17
+
+
+def test_instances_do_not_share_mutable_defaults():
+    a, b = Config(), Config()
+    a.LOSS_WEIGHTS["mrcnn_mask_loss"] = 3.0
+    a.BACKBONE_STRIDES.append(128)
+    assert b.LOSS_WEIGHTS["mrcnn_mask_loss"] == 1.0
+    assert Config.LOSS_WEIGHTS["mrcnn_mask_loss"] == 1.0
+    assert b.BACKBONE_STRIDES == [4, 8, 16, 32, 64]
+
+
+@pytest.mark.parametrize("attrs, message", [
+    ({"IMAGE_MAX_DIM": 1000}, "IMAGE_MAX_DIM must be divisible by 64"),
+    ({"IMAGE_RESIZE_MODE": "crop", "IMAGE_MIN_DIM": 100}, "IMAGE_MIN_DIM must be divisible"),
+    ({"MEAN_PIXEL": [1.0, 2.0]}, "MEAN_PIXEL has 2 values but IMAGE_CHANNEL_COUNT is 3"),
+    ({"IMAGE_CHANNEL_COUNT": 1}, "MEAN_PIXEL has 3 values but IMAGE_CHANNEL_COUNT is 1"),
+    ({"NUM_CLASSES": 0}, "NUM_CLASSES must be a positive integer"),
+    ({"IMAGE_RESIZE_MODE": "stretch"}, "IMAGE_RESIZE_MODE must be one of"),
+    ({"BACKBONE": "vgg16"}, "BACKBONE must be"),
+    ({"BACKBONE": lambda *a: None}, "COMPUTE_BACKBONE_SHAPE"),
+    ({"MASK_SHAPE": [56, 56]}, "MASK_SHAPE must be twice MASK_POOL_SIZE"),
+    ({"RPN_ANCHOR_SCALES": (32, 64)}, "one anchor scale per pyramid level"),
+    ({"LOSS_WEIGHTS": {"mask_loss": 1.0}}, "unknown keys"),
+    ({"ROI_POSITIVE_RATIO": 1.5}, "ROI_POSITIVE_RATIO must be in"),
+    ({"IMAGES_PER_GPU": 0}, "IMAGES_PER_GPU must be a positive integer"),
+])
+def test_inconsistent_settings_raise_clear_errors(attrs, message):
+    Bad = type("Bad", (Config,), attrs)
+    with pytest.raises(ValueError, match=message):
+        Bad()
+
+
+def test_valid_non_default_settings_pass():
+    Gray = type("Gray", (Config,), {"IMAGE_CHANNEL_COUNT": 1, "MEAN_PIXEL": [128.0],
+                                    "IMAGE_RESIZE_MODE": "pad64", "IMAGE_MAX_DIM": 1000})
+    c = Gray()
+    np.testing.assert_array_equal(c.IMAGE_SHAPE, [1000, 1000, 1])
+
+
+def test_display_lists_every_attribute(capsys):
+    c = Config()
+    c.display()
+    out = capsys.readouterr().out
+    for name in ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE", "LOSS_WEIGHTS", "SEED",
+                 "RPN_POSITIVE_IOU", "BACKBONE", "MEAN_PIXEL"):
+        assert name in out
+    assert "IMAGE_META_SIZE                13" in out
