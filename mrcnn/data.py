@@ -57,7 +57,8 @@ def mold_image(images, config):
 
 def unmold_image(normalized_images, config):
     """Inverse of :func:`mold_image`: add the mean pixel back, as uint8."""
-    return np.clip(normalized_images + config.MEAN_PIXEL, 0, 255).astype(np.uint8)
+    # Round before the cast: float32 molding leaves 117 as 116.99997, which a cast floors.
+    return np.clip(np.round(normalized_images + config.MEAN_PIXEL), 0, 255).astype(np.uint8)
 
 
 ############################################################
