@@ -429,3 +429,48 @@ def get_anchors(config, image_shape):
             config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS, shapes,
             config.BACKBONE_STRIDES, config.RPN_ANCHOR_STRIDE)
     return _ANCHOR_CACHE[key]
+
+
+############################################################
+#  Matching predictions to ground truth
+############################################################
+
+def compute_matches(gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids, pred_scores,
+                    pred_masks, iou_threshold=0.5, score_threshold=0.0):
+    """Match predictions to ground truth instances by mask IoU (Matterport's rules).
+
+    Predictions are visited best score first; each takes the unmatched GT of the same class
+    with the highest IoU, if that IoU is >= ``iou_threshold``. A GT is matched at most once.
+    Zero-padded rows of the box arrays are ignored. ``score_threshold`` drops candidate pairs
+    whose IoU is below it before matching (Matterport's name for this parameter).
+
+    Returns:
+        gt_match: [num_gt] index of the matched prediction (in the score-sorted order) or -1.
+        pred_match: [num_pred] index of the matched GT or -1, predictions sorted by score.
+        overlaps: [num_pred, num_gt] mask IoUs, predictions sorted by score.
+    """
+    gt_boxes = trim_zeros(np.asarray(gt_boxes).reshape(-1, 4))
+    gt_masks = np.asarray(gt_masks)[..., :gt_boxes.shape[0]]
+    pred_boxes = trim_zeros(np.asarray(pred_boxes).reshape(-1, 4))
+    pred_scores = np.asarray(pred_scores)[:pred_boxes.shape[0]]
+    order = np.argsort(pred_scores, kind="stable")[::-1]
+    pred_class_ids = np.asarray(pred_class_ids)[order]
+    pred_masks = np.asarray(pred_masks)[..., order]
+    gt_class_ids = np.asarray(gt_class_ids)
+
+    overlaps = compute_overlaps_masks(pred_masks, gt_masks)
+    pred_match = -1 * np.ones([pred_boxes.shape[0]])
+    gt_match = -1 * np.ones([gt_boxes.shape[0]])
+    for i in range(pred_boxes.shape[0]):
+        candidates = np.argsort(overlaps[i], kind="stable")[::-1]
+        candidates = candidates[overlaps[i, candidates] >= score_threshold]
+        for j in candidates:
+            if gt_match[j] > -1:
+                continue
+            if overlaps[i, j] < iou_threshold:
+                break
+            if pred_class_ids[i] == gt_class_ids[j]:
+                gt_match[j] = i
+                pred_match[i] = j
+                break
+    return gt_match, pred_match, overlaps
