@@ -1,0 +1,147 @@
+"""ResNet-50/101 backbone and the feature pyramid (FPN), with Matterport's layer names.
+
+Layer names match Matterport's so that its ``.h5`` weights load by name: ``conv1``, ``bn_conv1``,
+``res{stage}{block}_branch2a|2b|2c``, ``res{stage}a_branch1``, ``bn...``, ``fpn_c5p5``...``fpn_p5``.
+"""
+
+import keras
+from keras import layers
+
+# Identity blocks in stage 4 after the conv block: b..f for ResNet-50, b..w for ResNet-101.
+STAGE4_IDENTITY_BLOCKS = {"resnet50": 5, "resnet101": 22}
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class BatchNorm(layers.BatchNormalization):
+    """BatchNormalization whose mode can be pinned by the config's TRAIN_BN.
+
+    train_bn: None runs as Keras decides (training mode in fit, inference otherwise); False
+    always uses the moving statistics (small batches make batch statistics noisy); True always
+    uses batch statistics. With TRAIN_BN=False the model also marks these layers non-trainable,
+    which freezes gamma and beta.
+    """
+
+    def __init__(self, train_bn=None, **kwargs):
+        super().__init__(**kwargs)
+        self.train_bn = train_bn
+
+    def call(self, inputs, training=None):
+        if self.train_bn is not None:
+            training = self.train_bn
+        return super().call(inputs, training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        config["train_bn"] = self.train_bn
+        return config
+
+
+def _bn_mode(train_bn):
+    """TRAIN_BN -> BatchNorm's train_bn: False pins inference mode; True/None follow Keras."""
+    return False if train_bn is False else None
+
+
+def identity_block(input_tensor, kernel_size, filters, stage, block, use_bias=True,
+                   train_bn=True):
+    """ResNet block without a conv on the shortcut: 1x1 -> kxk -> 1x1, plus the input."""
+    f1, f2, f3 = filters
+    conv_name = "res{}{}_branch".format(stage, block)
+    bn_name = "bn{}{}_branch".format(stage, block)
+    mode = _bn_mode(train_bn)
+    x = layers.Conv2D(f1, (1, 1), name=conv_name + "2a", use_bias=use_bias)(input_tensor)
+    x = BatchNorm(train_bn=mode, name=bn_name + "2a")(x)
+    x = layers.Activation("relu")(x)
+    x = layers.Conv2D(f2, (kernel_size, kernel_size), padding="same", name=conv_name + "2b",
+                      use_bias=use_bias)(x)
+    x = BatchNorm(train_bn=mode, name=bn_name + "2b")(x)
+    x = layers.Activation("relu")(x)
+    x = layers.Conv2D(f3, (1, 1), name=conv_name + "2c", use_bias=use_bias)(x)
+    x = BatchNorm(train_bn=mode, name=bn_name + "2c")(x)
+    x = layers.Add()([x, input_tensor])
+    return layers.Activation("relu", name="res{}{}_out".format(stage, block))(x)
+
+
+def conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2), use_bias=True,
+               train_bn=True):
+    """ResNet block with a strided 1x1 conv on the shortcut (first block of a stage)."""
+    f1, f2, f3 = filters
+    conv_name = "res{}{}_branch".format(stage, block)
+    bn_name = "bn{}{}_branch".format(stage, block)
+    mode = _bn_mode(train_bn)
+    x = layers.Conv2D(f1, (1, 1), strides=strides, name=conv_name + "2a",
+                      use_bias=use_bias)(input_tensor)
+    x = BatchNorm(train_bn=mode, name=bn_name + "2a")(x)
+    x = layers.Activation("relu")(x)
+    x = layers.Conv2D(f2, (kernel_size, kernel_size), padding="same", name=conv_name + "2b",
+                      use_bias=use_bias)(x)
+    x = BatchNorm(train_bn=mode, name=bn_name + "2b")(x)
+    x = layers.Activation("relu")(x)
+    x = layers.Conv2D(f3, (1, 1), name=conv_name + "2c", use_bias=use_bias)(x)
+    x = BatchNorm(train_bn=mode, name=bn_name + "2c")(x)
+    shortcut = layers.Conv2D(f3, (1, 1), strides=strides, name=conv_name + "1",
+                             use_bias=use_bias)(input_tensor)
+    shortcut = BatchNorm(train_bn=mode, name=bn_name + "1")(shortcut)
+    x = layers.Add()([x, shortcut])
+    return layers.Activation("relu", name="res{}{}_out".format(stage, block))(x)
+
+
+def resnet_graph(input_image, architecture, stage5=True, train_bn=True):
+    """ResNet feature maps [C1, C2, C3, C4, C5] at strides 2, 4, 8, 16, 32.
+
+    architecture: "resnet50" or "resnet101"; stage5: build stage 5 (C5 is None otherwise).
+    """
+    if architecture not in STAGE4_IDENTITY_BLOCKS:
+        raise ValueError("architecture must be resnet50 or resnet101, got {!r}".format(
+            architecture))
+    # Stage 1: [B, H, W, C] -> [B, H/4, W/4, 64]
+    x = layers.ZeroPadding2D((3, 3))(input_image)
+    x = layers.Conv2D(64, (7, 7), strides=(2, 2), name="conv1", use_bias=True)(x)
+    x = BatchNorm(train_bn=_bn_mode(train_bn), name="bn_conv1")(x)
+    x = layers.Activation("relu")(x)
+    C1 = x = layers.MaxPooling2D((3, 3), strides=(2, 2), padding="same")(x)
+    # Stage 2
+    x = conv_block(x, 3, [64, 64, 256], stage=2, block="a", strides=(1, 1), train_bn=train_bn)
+    x = identity_block(x, 3, [64, 64, 256], stage=2, block="b", train_bn=train_bn)
+    C2 = x = identity_block(x, 3, [64, 64, 256], stage=2, block="c", train_bn=train_bn)
+    # Stage 3
+    x = conv_block(x, 3, [128, 128, 512], stage=3, block="a", train_bn=train_bn)
+    for block in "bcd":
+        x = identity_block(x, 3, [128, 128, 512], stage=3, block=block, train_bn=train_bn)
+    C3 = x
+    # Stage 4
+    x = conv_block(x, 3, [256, 256, 1024], stage=4, block="a", train_bn=train_bn)
+    for i in range(STAGE4_IDENTITY_BLOCKS[architecture]):
+        x = identity_block(x, 3, [256, 256, 1024], stage=4, block=chr(98 + i),
+                           train_bn=train_bn)
+    C4 = x
+    # Stage 5
+    C5 = None
+    if stage5:
+        x = conv_block(x, 3, [512, 512, 2048], stage=5, block="a", train_bn=train_bn)
+        x = identity_block(x, 3, [512, 512, 2048], stage=5, block="b", train_bn=train_bn)
+        C5 = identity_block(x, 3, [512, 512, 2048], stage=5, block="c", train_bn=train_bn)
+    return [C1, C2, C3, C4, C5]
+
+
+def fpn_graph(C2, C3, C4, C5, pyramid_size):
+    """Feature pyramid [P2, P3, P4, P5, P6], each with ``pyramid_size`` channels.
+
+    Top-down: P5 = 1x1(C5); P4 = up(P5) + 1x1(C4); ... then a 3x3 conv on each; P6 subsamples P5
+    (it only feeds the RPN's largest anchors).
+    """
+    P5 = layers.Conv2D(pyramid_size, (1, 1), name="fpn_c5p5")(C5)
+    P4 = layers.Add(name="fpn_p4add")([
+        layers.UpSampling2D(size=(2, 2), name="fpn_p5upsampled")(P5),
+        layers.Conv2D(pyramid_size, (1, 1), name="fpn_c4p4")(C4)])
+    P3 = layers.Add(name="fpn_p3add")([
+        layers.UpSampling2D(size=(2, 2), name="fpn_p4upsampled")(P4),
+        layers.Conv2D(pyramid_size, (1, 1), name="fpn_c3p3")(C3)])
+    P2 = layers.Add(name="fpn_p2add")([
+        layers.UpSampling2D(size=(2, 2), name="fpn_p3upsampled")(P3),
+        layers.Conv2D(pyramid_size, (1, 1), name="fpn_c2p2")(C2)])
+    P2 = layers.Conv2D(pyramid_size, (3, 3), padding="same", name="fpn_p2")(P2)
+    P3 = layers.Conv2D(pyramid_size, (3, 3), padding="same", name="fpn_p3")(P3)
+    P4 = layers.Conv2D(pyramid_size, (3, 3), padding="same", name="fpn_p4")(P4)
+    P5 = layers.Conv2D(pyramid_size, (3, 3), padding="same", name="fpn_p5")(P5)
+    P6 = layers.MaxPooling2D(pool_size=(1, 1), strides=2, name="fpn_p6")(P5)
+    return [P2, P3, P4, P5, P6]

@@ -1,0 +1,67 @@
+"""``DetectionLayer``: final boxes from the heads' outputs, with per-class NMS."""
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from mrcnn import box_ops
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class DetectionLayer(layers.Layer):
+    """Refine, filter and de-duplicate the classified RoIs.
+
+    Each RoI takes its most likely class; its box is refined with that class's deltas and
+    clipped to the image window; background and RoIs below DETECTION_MIN_CONFIDENCE are dropped;
+    NMS runs per class (``tf.image.combined_non_max_suppression``), and the best
+    DETECTION_MAX_INSTANCES remain.
+
+    Inputs: rois [batch, N, 4] normalized; mrcnn_class [batch, N, NUM_CLASSES] probabilities;
+    mrcnn_bbox [batch, N, NUM_CLASSES, 4] deltas; image_meta [batch, meta_size].
+    Returns: [batch, DETECTION_MAX_INSTANCES, (y1, x1, y2, x2, class_id, score)], boxes
+    normalized, sorted by score, zero-padded.
+    """
+
+    def __init__(self, max_instances, min_confidence, nms_threshold,
+                 bbox_std_dev=(0.1, 0.1, 0.2, 0.2), **kwargs):
+        super().__init__(**kwargs)
+        self.max_instances = int(max_instances)
+        self.min_confidence = float(min_confidence)
+        self.nms_threshold = float(nms_threshold)
+        self.bbox_std_dev = [float(v) for v in bbox_std_dev]
+
+    def call(self, inputs):
+        rois, probs, deltas, image_meta = inputs
+        num_classes = tf.shape(probs)[2]
+        class_ids = tf.argmax(probs, axis=2, output_type=tf.int32)       # [B, N]
+        scores = tf.reduce_max(probs, axis=2)                             # [B, N]
+        class_deltas = tf.gather(deltas, class_ids, batch_dims=2)         # [B, N, 4]
+        boxes = box_ops.apply_box_deltas_graph(
+            rois, class_deltas * tf.constant(self.bbox_std_dev, shape=[1, 1, 4]))
+        meta = box_ops.parse_image_meta_graph(image_meta)
+        window = box_ops.norm_boxes_graph(meta["window"], meta["image_shape"][0, :2])
+        boxes = box_ops.clip_boxes_graph(boxes, window)                   # window: [B, 4]
+
+        # Per-class NMS over one score column per foreground class: a RoI scores only in the
+        # column of its own class, and only when it clears the confidence threshold.
+        keep = (class_ids > 0) & (scores >= self.min_confidence)
+        one_hot = tf.one_hot(class_ids - 1, num_classes - 1)             # [B, N, C - 1]
+        class_scores = one_hot * tf.where(keep, scores, 0.0)[..., tf.newaxis]
+        nms_boxes, nms_scores, nms_classes, valid = tf.image.combined_non_max_suppression(
+            boxes[:, :, tf.newaxis, :], class_scores,
+            max_output_size_per_class=self.max_instances, max_total_size=self.max_instances,
+            iou_threshold=self.nms_threshold, score_threshold=1e-9, pad_per_class=False,
+            clip_boxes=False)
+        valid_mask = tf.sequence_mask(valid, self.max_instances, dtype=tf.float32)
+        detections = tf.concat([nms_boxes, (nms_classes + 1.0)[..., tf.newaxis],
+                                nms_scores[..., tf.newaxis]], axis=2)
+        return detections * valid_mask[..., tf.newaxis]
+
+    def compute_output_shape(self, input_shapes):
+        return (input_shapes[0][0], self.max_instances, 6)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(max_instances=self.max_instances, min_confidence=self.min_confidence,
+                      nms_threshold=self.nms_threshold, bbox_std_dev=self.bbox_std_dev)
+        return config

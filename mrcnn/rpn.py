@@ -1,0 +1,109 @@
+"""Region proposal network: the shared RPN head, anchors in the graph, and ``ProposalLayer``."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from mrcnn import box_ops
+
+
+def build_rpn_model(anchor_stride, anchors_per_location, depth):
+    """The RPN head as a nested model ``rpn_model`` shared by every pyramid level.
+
+    Input: a feature map [batch, height, width, depth].
+    Outputs:
+        rpn_class_logits: [batch, H * W * anchors_per_location, 2] (BG/FG logits)
+        rpn_probs: [batch, H * W * anchors_per_location, 2] softmax of the logits
+        rpn_bbox: [batch, H * W * anchors_per_location, (dy, dx, log(dh), log(dw))]
+    """
+    feature_map = keras.Input(shape=[None, None, depth], name="input_rpn_feature_map")
+    shared = layers.Conv2D(512, (3, 3), padding="same", activation="relu", strides=anchor_stride,
+                           name="rpn_conv_shared")(feature_map)
+    x = layers.Conv2D(2 * anchors_per_location, (1, 1), padding="valid", activation="linear",
+                      name="rpn_class_raw")(shared)
+    rpn_class_logits = layers.Reshape((-1, 2), name="rpn_class_logits_flat")(x)
+    rpn_probs = layers.Activation("softmax", name="rpn_class_xxx")(rpn_class_logits)
+    x = layers.Conv2D(anchors_per_location * 4, (1, 1), padding="valid", activation="linear",
+                      name="rpn_bbox_pred")(shared)
+    rpn_bbox = layers.Reshape((-1, 4), name="rpn_bbox_flat")(x)
+    return keras.Model([feature_map], [rpn_class_logits, rpn_probs, rpn_bbox], name="rpn_model")
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class AnchorsLayer(layers.Layer):
+    """Constant normalized anchors [num_anchors, 4], tiled to the batch of its input.
+
+    Used in training, where every image has the configured IMAGE_SHAPE. Inference takes the
+    anchors as an input instead, so that images of any padded size work.
+    """
+
+    def __init__(self, anchors, **kwargs):
+        super().__init__(**kwargs)
+        self.anchors = np.asarray(anchors, dtype=np.float32)
+
+    def call(self, image):
+        batch = tf.shape(image)[0]
+        anchors = tf.constant(self.anchors)
+        return tf.tile(anchors[tf.newaxis], [batch, 1, 1])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + self.anchors.shape
+
+    def get_config(self):
+        config = super().get_config()
+        config["anchors"] = self.anchors.tolist()
+        return config
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class ProposalLayer(layers.Layer):
+    """Turns anchor scores and deltas into proposals.
+
+    Keeps the ``pre_nms_limit`` best anchors, applies their deltas, clips to the image, and runs
+    NMS (``tf.image.non_max_suppression_padded``, batched).
+
+    Inputs:
+        rpn_probs: [batch, num_anchors, (bg prob, fg prob)]
+        rpn_bbox: [batch, num_anchors, (dy, dx, log(dh), log(dw))]
+        anchors: [batch, num_anchors, (y1, x1, y2, x2)] normalized
+    Returns:
+        proposals: [batch, proposal_count, (y1, x1, y2, x2)] normalized, best first, zero-padded.
+    """
+
+    def __init__(self, proposal_count, nms_threshold, pre_nms_limit=6000,
+                 rpn_bbox_std_dev=(0.1, 0.1, 0.2, 0.2), **kwargs):
+        super().__init__(**kwargs)
+        self.proposal_count = int(proposal_count)
+        self.nms_threshold = float(nms_threshold)
+        self.pre_nms_limit = int(pre_nms_limit)
+        self.rpn_bbox_std_dev = [float(v) for v in rpn_bbox_std_dev]
+
+    def call(self, inputs):
+        rpn_probs, rpn_bbox, anchors = inputs
+        scores = rpn_probs[:, :, 1]                                    # [B, A]
+        deltas = rpn_bbox * tf.constant(self.rpn_bbox_std_dev, shape=[1, 1, 4])
+        k = tf.minimum(self.pre_nms_limit, tf.shape(anchors)[1])
+        scores, ix = tf.math.top_k(scores, k, sorted=True)             # [B, k]
+        deltas = tf.gather(deltas, ix, batch_dims=1)
+        anchors = tf.gather(anchors, ix, batch_dims=1)
+        boxes = box_ops.apply_box_deltas_graph(anchors, deltas)        # [B, k, 4]
+        boxes = box_ops.clip_boxes_graph(boxes, tf.constant([0., 0., 1., 1.]))
+        # Proposals are generated for training the heads, not back-propagated through.
+        boxes = tf.stop_gradient(boxes)
+        scores = tf.stop_gradient(scores)
+        selected, valid = tf.image.non_max_suppression_padded(
+            boxes, scores, self.proposal_count, iou_threshold=self.nms_threshold,
+            pad_to_max_output_size=True, sorted_input=True)
+        proposals = tf.gather(boxes, selected, batch_dims=1)          # [B, count, 4]
+        keep = tf.sequence_mask(valid, self.proposal_count, dtype=proposals.dtype)
+        return proposals * keep[..., tf.newaxis]
+
+    def compute_output_shape(self, input_shapes):
+        return (input_shapes[0][0], self.proposal_count, 4)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(proposal_count=self.proposal_count, nms_threshold=self.nms_threshold,
+                      pre_nms_limit=self.pre_nms_limit, rpn_bbox_std_dev=self.rpn_bbox_std_dev)
+        return config

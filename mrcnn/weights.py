@@ -1,0 +1,127 @@
+"""Weight files in Matterport's Keras-2 ``.h5`` layout, read and written with h5py.
+
+Layout: the root (or its ``model_weights`` group) has an attribute ``layer_names``; each layer
+group has an attribute ``weight_names`` ("<layer>/<variable>:0") and holds one dataset per name.
+A nested model (``rpn_model``) is one group whose weight names carry its sublayers' names. mrcnn
+writes its own checkpoints in the same layout, so one loader serves Matterport's
+``mask_rcnn_coco.h5`` and our checkpoints. Nothing in a weights file is ever executed.
+"""
+
+import os
+import tempfile
+
+import h5py
+import keras
+import numpy as np
+
+
+def _decode(names):
+    return [n.decode("utf8") if isinstance(n, bytes) else str(n) for n in names]
+
+
+def weight_owners(model):
+    """(owner_name, layer) for every layer that holds weights, nested models flattened.
+
+    owner_name is the file group the layer's weights live in: its own name, or the nested
+    model's name for sublayers of a nested model (e.g. ``rpn_model``).
+    """
+    owners = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            owners.extend((layer.name, sub) for sub in layer.layers if sub.weights)
+        elif layer.weights:
+            owners.append((layer.name, layer))
+    return owners
+
+
+def _variable_key(layer_name, variable):
+    """"<layer>/<variable>" without the ":0" suffix, as Keras 2 named it."""
+    return "{}/{}".format(layer_name, variable.name.split("/")[-1].split(":")[0])
+
+
+def save_weights_h5(model, filepath):
+    """Write the model's weights in Matterport's layout, atomically (temp file + rename)."""
+    directory = os.path.dirname(os.path.abspath(filepath))
+    os.makedirs(directory, exist_ok=True)
+    groups = {}
+    for owner, layer in weight_owners(model):
+        groups.setdefault(owner, []).extend(
+            (_variable_key(layer.name, v), np.asarray(v.numpy())) for v in layer.weights)
+    fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=directory)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["layer_names"] = np.array([n.encode("utf8") for n in groups])
+            f.attrs["backend"] = b"tensorflow"
+            f.attrs["keras_version"] = keras.__version__.encode("utf8")
+            for owner, variables in groups.items():
+                g = f.create_group(owner)
+                g.attrs["weight_names"] = np.array([(k + ":0").encode("utf8")
+                                                    for k, _ in variables])
+                for key, value in variables:
+                    g.create_dataset(key + ":0", data=value)
+        os.replace(tmp, filepath)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def read_weights_h5(filepath):
+    """{owner group name: [(weight name without ':0', array), ...]} from a Keras-2 .h5 file."""
+    try:
+        f = h5py.File(filepath, "r")
+    except OSError as e:
+        raise OSError("cannot read weights file {!r}: {}".format(filepath, e)) from e
+    with f:
+        root = f["model_weights"] if "model_weights" in f else f
+        if "layer_names" not in root.attrs:
+            raise ValueError("{!r} is not a Keras-2 style weights file (no 'layer_names' "
+                             "attribute)".format(filepath))
+        groups = {}
+        for name in _decode(root.attrs["layer_names"]):
+            g = root[name]
+            names = _decode(g.attrs.get("weight_names", []))
+            groups[name] = [(n.split(":")[0], np.asarray(g[n])) for n in names]
+        return groups
+
+
+def load_weights_h5(model, filepath, by_name=False, exclude=None):
+    """Assign the weights in ``filepath`` to the model's layers of the same name.
+
+    by_name: False requires every weight layer of the model to be in the file; True loads the
+        layers found and leaves the others as they are (Matterport's ``by_name=True``).
+    exclude: layer names to skip (e.g. the class-specific heads when NUM_CLASSES differs).
+    Raises ValueError naming the layer and both shapes when a tensor does not fit.
+    Returns the list of layer names that were loaded.
+    """
+    exclude = set(exclude or ())
+    groups = read_weights_h5(filepath)
+    loaded = []
+    for owner, layer in weight_owners(model):
+        if layer.name in exclude or owner in exclude:
+            continue
+        if owner not in groups:
+            if by_name:
+                continue
+            raise ValueError("{!r} has no weights for layer {!r}; use by_name=True to load "
+                             "a partial file".format(filepath, layer.name))
+        stored = dict(groups[owner])
+        values = []
+        for v in layer.weights:
+            key = _variable_key(layer.name, v)
+            if key not in stored:
+                raise ValueError("layer {!r}: {!r} has no tensor {!r} (it has {})".format(
+                    layer.name, filepath, key, sorted(stored)))
+            value = stored[key]
+            if tuple(value.shape) != tuple(v.shape):
+                raise ValueError(
+                    "layer {!r}: weight {!r} has shape {} in {!r} but {} in the model. If the "
+                    "number of classes differs, pass exclude=[\"mrcnn_class_logits\", "
+                    "\"mrcnn_bbox_fc\", \"mrcnn_bbox\", \"mrcnn_mask\"]".format(
+                        layer.name, key, tuple(value.shape), filepath, tuple(v.shape)))
+            values.append(value)
+        for v, value in zip(layer.weights, values):
+            v.assign(value)
+        loaded.append(layer.name)
+    return loaded

@@ -1,0 +1,76 @@
+import numpy as np
+import tensorflow as tf
+
+from mrcnn import losses
+
+
+def ce(logits, label):
+    logits = np.asarray(logits, np.float64)
+    return -(logits[label] - np.log(np.exp(logits).sum()))
+
+
+def test_rpn_class_loss_ignores_neutral_anchors():
+    match = np.array([[[1], [-1], [0], [1]]], np.int32)
+    logits = np.array([[[0., 2.], [1., 0.], [5., -5.], [3., 1.]]], np.float32)
+    expected = np.mean([ce([0, 2], 1), ce([1, 0], 0), ce([3, 1], 1)])
+    np.testing.assert_allclose(losses.rpn_class_loss(match, logits), expected, rtol=1e-5)
+
+
+def test_rpn_bbox_loss_smooth_l1_on_positives_per_image():
+    match = np.array([[[0], [1], [1]], [[1], [0], [-1]]], np.int32)
+    pred = np.zeros((2, 3, 4), np.float32)
+    pred[0, 1] = [0.5, 0, 0, 0]
+    pred[0, 2] = [2.0, 0, 0, 0]
+    pred[1, 0] = [0, 0, 0, -1.0]
+    target = np.zeros((2, 4, 4), np.float32)   # positives' targets in anchor order, padded
+    target[1, 0] = [0, 0, 0, 1.0]
+    # Elementwise smooth L1: 0.125 (|0.5|), 1.5 (|2|), 1.5 (|2| in image 1); 12 elements.
+    expected = (0.5 * 0.5 ** 2 + (2 - 0.5) + (2 - 0.5)) / 12
+    np.testing.assert_allclose(losses.rpn_bbox_loss(target, match, pred), expected, rtol=1e-6)
+
+
+def test_mrcnn_class_loss_skips_inactive_predictions_and_padding():
+    target = np.array([[1, 0, 0]], np.int32)
+    logits = np.array([[[0., 3., 0.], [0., 0., 4.], [1., 0., 0.]]], np.float32)
+    active = np.array([[1, 1, 0]], np.float32)     # class 2 is not in this image's source
+    rois = np.array([[[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 0, 0]]], np.float32)
+    # RoI 1 predicts inactive class 2 (ignored), RoI 2 is padding (ignored): RoI 0 alone.
+    np.testing.assert_allclose(losses.mrcnn_class_loss(target, logits, active, rois),
+                               ce([0, 3, 0], 1), rtol=1e-5)
+
+
+def test_mrcnn_bbox_loss_uses_gt_class_deltas():
+    target_ids = np.array([[2, 0]], np.int32)
+    target = np.array([[[1., 0., 0., 0.], [0., 0., 0., 0.]]], np.float32)
+    pred = np.zeros((1, 2, 3, 4), np.float32)
+    pred[0, 0, 1] = [9, 9, 9, 9]      # another class's deltas: must not count
+    pred[0, 0, 2] = [1.5, 0, 0, 0]
+    np.testing.assert_allclose(losses.mrcnn_bbox_loss(target, target_ids, pred),
+                               0.5 * 0.5 ** 2 / 4, rtol=1e-6)
+
+
+def test_mrcnn_mask_loss_bce_on_gt_channel_of_positives():
+    target_ids = np.array([[1, 0]], np.int32)
+    target = np.zeros((1, 2, 2, 2), np.float32)
+    target[0, 0] = [[1, 0], [1, 1]]
+    pred = np.full((1, 2, 2, 2, 2), 0.01, np.float32)
+    pred[0, 0, :, :, 1] = [[0.9, 0.2], [0.6, 0.8]]
+    y, p = np.array([1, 0, 1, 1.]), np.array([0.9, 0.2, 0.6, 0.8])
+    expected = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    np.testing.assert_allclose(losses.mrcnn_mask_loss(target, target_ids, pred), expected,
+                               rtol=1e-4)
+
+
+def test_losses_are_zero_without_positives():
+    none = np.zeros((1, 2), np.int32)
+    assert float(losses.mrcnn_bbox_loss(np.zeros((1, 2, 4)), none,
+                                         np.ones((1, 2, 3, 4), np.float32))) == 0
+    assert float(losses.mrcnn_mask_loss(np.zeros((1, 2, 2, 2), np.float32), none,
+                                        np.full((1, 2, 2, 2, 3), 0.5, np.float32))) == 0
+    match = np.zeros((1, 3, 1), np.int32)
+    assert float(losses.rpn_bbox_loss(np.zeros((1, 2, 4), np.float32), match,
+                                      np.ones((1, 3, 4), np.float32))) == 0
+    assert float(losses.rpn_class_loss(match, np.ones((1, 3, 2), np.float32))) == 0
+    assert float(losses.mrcnn_class_loss(none, np.ones((1, 2, 3), np.float32),
+                                         np.ones((1, 3), np.float32),
+                                         np.zeros((1, 2, 4), np.float32))) == 0

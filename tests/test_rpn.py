@@ -1,0 +1,59 @@
+import numpy as np
+import tensorflow as tf
+
+from mrcnn import utils
+from mrcnn.rpn import ProposalLayer, build_rpn_model
+
+
+def test_rpn_model_layers_and_shapes():
+    rpn = build_rpn_model(anchor_stride=1, anchors_per_location=3, depth=8)
+    assert rpn.name == "rpn_model"
+    names = [l.name for l in rpn.layers if l.weights]
+    assert names == ["rpn_conv_shared", "rpn_class_raw", "rpn_bbox_pred"]
+    assert rpn.get_layer("rpn_conv_shared").filters == 512
+    logits, probs, bbox = rpn([np.zeros((2, 4, 5, 8), np.float32)])
+    assert logits.shape == (2, 4 * 5 * 3, 2) and bbox.shape == (2, 60, 4)
+    np.testing.assert_allclose(np.sum(probs, axis=-1), 1.0, rtol=1e-5)
+
+
+def test_proposals_sorted_clipped_and_nms():
+    anchors = np.array([[0.1, 0.1, 0.3, 0.3],
+                        [0.11, 0.11, 0.31, 0.31],    # IoU ~0.83 with anchor 0
+                        [0.5, 0.5, 0.7, 0.7],
+                        [0.9, 0.9, 1.2, 1.2],        # sticks out: clipped to 1.0
+                        [0.0, 0.5, 0.2, 0.7]], dtype=np.float32)
+    fg = np.array([0.6, 0.9, 0.3, 0.8, 0.1], dtype=np.float32)
+    probs = np.stack([1 - fg, fg], axis=-1)[np.newaxis]
+    deltas = np.zeros((1, 5, 4), np.float32)
+    deltas[0, 2] = [1.0, 0.0, 0.0, 0.0]   # /std: dy = 0.1 -> shift by 0.1 * height (0.02)
+    layer = ProposalLayer(proposal_count=4, nms_threshold=0.7, pre_nms_limit=5)
+    out = layer([tf.constant(probs), tf.constant(deltas), tf.constant(anchors[np.newaxis])])
+    out = out.numpy()[0]
+    expected = [anchors[1], [0.9, 0.9, 1.0, 1.0], [0.52, 0.5, 0.72, 0.7], anchors[4]]
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    # With pre_nms_limit 2 only the two best anchors compete; NMS leaves one and pads zeros.
+    layer = ProposalLayer(proposal_count=3, nms_threshold=0.7, pre_nms_limit=2)
+    out = layer([tf.constant(probs), tf.constant(deltas), tf.constant(anchors[np.newaxis])])
+    np.testing.assert_allclose(out.numpy()[0], [anchors[1], [0.9, 0.9, 1.0, 1.0], [0] * 4],
+                               atol=1e-6)
+    config = ProposalLayer.from_config(layer.get_config()).get_config()
+    assert config["proposal_count"] == 3 and config["pre_nms_limit"] == 2
+
+
+def test_proposals_match_numpy_reference_on_random_input():
+    rng = np.random.default_rng(0)
+    anchors = utils.generate_anchors([16], [0.5, 1, 2], (8, 8), 8, 1)
+    anchors = utils.norm_boxes(anchors, (64, 64))
+    n = anchors.shape[0]
+    fg = rng.uniform(size=n).astype(np.float32)
+    deltas = rng.normal(0, 1, (n, 4)).astype(np.float32)
+    layer = ProposalLayer(proposal_count=20, nms_threshold=0.5, pre_nms_limit=100)
+    out = layer([tf.constant(np.stack([1 - fg, fg], -1)[None]), tf.constant(deltas[None]),
+                 tf.constant(anchors[None].astype(np.float32))]).numpy()[0]
+    # Reference: top 100, refine, clip, greedy NMS.
+    top = np.argsort(-fg, kind="stable")[:100]
+    boxes = utils.apply_box_deltas(anchors[top], deltas[top] * [0.1, 0.1, 0.2, 0.2])
+    boxes = np.clip(boxes, 0, 1)
+    keep = utils.non_max_suppression(boxes, fg[top], 0.5)[:20]
+    np.testing.assert_allclose(out[:len(keep)], boxes[keep], atol=1e-5)
+    assert np.all(out[len(keep):] == 0)
