@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv test bench clean
+.PHONY: venv test demo bench bench-inference clean
 
 # Reinstall when the dependency lists change.
 $(STAMP): requirements.txt requirements-dev.txt setup.py
@@ -19,8 +19,16 @@ venv: $(STAMP)
 test: $(STAMP)
 	MPLBACKEND=Agg TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest $(PYTEST_ARGS) tests
 
+# Train shapes from random initialization, evaluate on 100 held-out images, draw detections.
+demo: $(STAMP)
+	MPLBACKEND=Agg TF_CPP_MIN_LOG_LEVEL=2 $(PY) samples/shapes/shapes.py demo \
+		--logs logs/demo --out demo_detections.png
+
 bench: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) benchmarks/input_pipeline.py
+
+bench-inference: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) benchmarks/inference_speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -340,6 +340,7 @@ class MaskRCNN:
             steps_per_epoch=config.STEPS_PER_EPOCH, callbacks=callbacks,
             validation_data=val_data,
             validation_steps=config.VALIDATION_STEPS if val_data is not None else None,
+            shuffle=False,  # the input pipeline shuffles, reproducibly by seed
             verbose=verbose)
         self.epoch = max(self.epoch, epochs)
         return history

@@ -474,3 +474,32 @@ def compute_matches(gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids
                 pred_match[i] = j
                 break
     return gt_match, pred_match, overlaps
+
+
+def compute_ap(gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids, pred_scores,
+               pred_masks, iou_threshold=0.5):
+    """Average precision at one mask-IoU threshold (Matterport's VOC-style interpolation).
+
+    Returns:
+        mAP: the area under the interpolated precision-recall curve.
+        precisions, recalls: the curve's points (with the (0, 0) and (1, 0) end points).
+        overlaps: [num_pred, num_gt] mask IoUs (predictions sorted by score).
+    An image without ground truth scores 1.0 when nothing is predicted and 0.0 otherwise.
+    """
+    gt_match, pred_match, overlaps = compute_matches(
+        gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids, pred_scores, pred_masks,
+        iou_threshold)
+    if len(gt_match) == 0:
+        ap = 1.0 if len(pred_match) == 0 else 0.0
+        return ap, np.array([0.0, 1.0, 0.0]), np.array([0.0, 1.0, 1.0]), overlaps
+    hits = np.cumsum(pred_match > -1)
+    precisions = hits / (np.arange(len(pred_match)) + 1)
+    recalls = hits.astype(np.float64) / len(gt_match)
+    precisions = np.concatenate([[0], precisions, [0]])
+    recalls = np.concatenate([[0], recalls, [1]])
+    # Make precision monotonically decreasing from the right.
+    for i in range(len(precisions) - 2, -1, -1):
+        precisions[i] = max(precisions[i], precisions[i + 1])
+    indices = np.where(recalls[:-1] != recalls[1:])[0] + 1
+    ap = float(np.sum((recalls[indices] - recalls[indices - 1]) * precisions[indices]))
+    return ap, precisions, recalls, overlaps

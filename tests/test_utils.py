@@ -183,3 +183,35 @@ def test_default_pyramid_anchors_count_first_and_last():
 def test_trim_zeros():
     x = np.array([[1, 2], [0, 3], [0, 0], [0, 0]])
     np.testing.assert_array_equal(utils.trim_zeros(x), [[1, 2], [0, 3]])
+
+
+def _instances(boxes, shape=(32, 32)):
+    masks = np.zeros(shape + (len(boxes),), dtype=bool)
+    for i, (y1, x1, y2, x2) in enumerate(boxes):
+        masks[y1:y2, x1:x2, i] = True
+    return np.array(boxes).reshape(-1, 4), masks
+
+
+def test_compute_ap_hand_cases():
+    gt_boxes, gt_masks = _instances([(0, 0, 10, 10), (15, 15, 30, 30)])
+    gt_ids = np.array([1, 2])
+    # Perfect prediction.
+    ap, *_ = utils.compute_ap(gt_boxes, gt_ids, gt_masks, gt_boxes, gt_ids, [0.9, 0.8],
+                              gt_masks)
+    assert ap == 1.0
+    # Nothing predicted.
+    ap, *_ = utils.compute_ap(gt_boxes, gt_ids, gt_masks, np.zeros((0, 4)), np.zeros(0),
+                              np.zeros(0), np.zeros((32, 32, 0)))
+    assert ap == 0.0
+    # Half right: the best-scored prediction is a miss, the second finds one of two objects.
+    pred_boxes, pred_masks = _instances([(0, 20, 5, 25), (0, 0, 10, 10)])
+    ap, precisions, recalls, _ = utils.compute_ap(gt_boxes, gt_ids, gt_masks, pred_boxes,
+                                                  [1, 1], [0.9, 0.6], pred_masks)
+    # Curve: recall 0.5 reached at precision 1/2 -> AP = 0.5 * 0.5.
+    assert ap == pytest.approx(0.25)
+    # A duplicate of a found object is a false positive, after the true positive.
+    pred_boxes, pred_masks = _instances([(0, 0, 10, 10), (0, 0, 10, 10), (15, 15, 30, 30)])
+    ap, *_ = utils.compute_ap(gt_boxes, gt_ids, gt_masks, pred_boxes, [1, 1, 2],
+                              [0.9, 0.8, 0.7], pred_masks)
+    # Precisions 1, 1/2, 2/3 at recalls 1/2, 1/2, 1 -> interpolated 1 and 2/3 -> 0.5 + 1/3.
+    assert ap == pytest.approx(0.5 + 1 / 3)

@@ -138,3 +138,195 @@ def make_datasets(config, train_count=500, val_count=50, seed=0):
     val.load_shapes(val_count, h, w, seed=seed + 1_000_003)
     val.prepare()
     return train, val
+
+
+class ScratchShapesConfig(ShapesConfig):
+    """Shapes from random initialization on a CPU (the `make demo` settings).
+
+    Without pretrained weights BatchNorm must learn its statistics (TRAIN_BN=True), and a
+    higher learning rate is needed. A narrower classifier and pyramid keep a 2-core CPU step
+    short; the task itself (128x128 images, 3 classes, 1-4 objects) is Matterport's.
+    """
+    BACKBONE = "resnet50"
+    TRAIN_BN = True
+    LEARNING_RATE = 0.01
+    FPN_CLASSIF_FC_LAYERS_SIZE = 256
+    TOP_DOWN_PYRAMID_SIZE = 128
+    PRE_NMS_LIMIT = 2000
+    POST_NMS_ROIS_TRAINING = 500
+    POST_NMS_ROIS_INFERENCE = 500
+    DETECTION_MIN_CONFIDENCE = 0.5
+    STEPS_PER_EPOCH = 50
+    VALIDATION_STEPS = 2
+
+
+PRESETS = {"shapes": ShapesConfig, "scratch": ScratchShapesConfig}
+
+
+def inference_config(base, batch_size):
+    """An inference variant of a training config class."""
+    return type("Inference" + base.__name__, (base,), {"GPU_COUNT": 1,
+                                                       "IMAGES_PER_GPU": batch_size})()
+
+
+def evaluate_map(model, dataset, iou_threshold=0.5, batch_size=None):
+    """Mean over the dataset's images of Matterport's mask AP at ``iou_threshold``."""
+    from mrcnn import utils as mutils
+    aps = []
+    batch_size = batch_size or model.config.BATCH_SIZE
+    ids = list(dataset.image_ids)
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start:start + batch_size]
+        results = model.detect([dataset.load_image(i) for i in chunk])
+        for image_id, r in zip(chunk, results):
+            gt_masks, gt_class_ids = dataset.load_mask(image_id)
+            ap, *_ = mutils.compute_ap(mutils.extract_bboxes(gt_masks), gt_class_ids, gt_masks,
+                                       r["rois"], r["class_ids"], r["scores"], r["masks"],
+                                       iou_threshold)
+            aps.append(ap)
+    return float(np.mean(aps))
+
+
+def _weights_path(model, weights):
+    if weights == "last":
+        return model.find_last()
+    return weights
+
+
+def main(argv=None):
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description="Train, evaluate or run Mask R-CNN on the "
+                                                 "synthetic shapes dataset.")
+    parser.add_argument("command", choices=["train", "evaluate", "detect", "demo"],
+                        help="demo = train from scratch, evaluate, detect (what `make demo` "
+                             "runs)")
+    parser.add_argument("--weights", default="none",
+                        help="'none' (random initialization), 'last' (newest checkpoint under "
+                             "--logs) or a path to an .h5 file")
+    parser.add_argument("--logs", default=os.path.join(ROOT_DIR, "logs"),
+                        help="directory for logs and checkpoints (default: logs/)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="scratch",
+                        help="'scratch': settings for random initialization (default); "
+                             "'shapes': Matterport's ShapesConfig")
+    parser.add_argument("--epochs", type=int, default=8,
+                        help="train up to this epoch (cumulative, as in Matterport)")
+    parser.add_argument("--steps", type=int, help="steps per epoch (default: the preset's)")
+    parser.add_argument("--lr-drop-epochs", type=int, default=2,
+                        help="train the last N epochs at a tenth of the learning rate")
+    parser.add_argument("--train-images", type=int, default=1000)
+    parser.add_argument("--images", type=int, default=100,
+                        help="held-out images for evaluate, pictures for detect")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="shapes_detections.png",
+                        help="detect: where to write the picture")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return run_demo(args)
+
+    import keras
+
+    from mrcnn import model as modellib
+    from mrcnn import visualize
+
+    base = PRESETS[args.preset]
+    attrs = {"SEED": args.seed}
+    if args.steps:
+        attrs["STEPS_PER_EPOCH"] = args.steps
+    base = type(base.__name__, (base,), attrs)
+    size = base.IMAGE_MAX_DIM
+
+    if args.command == "train":
+        config = base()
+        config.display()
+        train, val = make_datasets(config, train_count=args.train_images, val_count=50,
+                                   seed=args.seed)
+        model = modellib.MaskRCNN("training", config, args.logs)
+        if args.weights != "none":
+            model.load_weights(_weights_path(model, args.weights), by_name=True)
+        start = time.time()
+        drop_at = args.epochs - args.lr_drop_epochs
+        # One train() call (one graph trace) with the learning-rate drop as a callback.
+        schedule = keras.callbacks.LearningRateScheduler(
+            lambda epoch, lr: config.LEARNING_RATE / (10 if epoch >= drop_at else 1))
+        model.train(train, val, config.LEARNING_RATE, args.epochs, "all",
+                    custom_callbacks=[schedule])
+        print("Trained to epoch {} in {:.0f} s; checkpoints in {}".format(
+            model.epoch, time.time() - start, model.log_dir))
+        return
+
+    config = inference_config(base, batch_size=10)
+    model = modellib.MaskRCNN("inference", config, args.logs)
+    if args.weights == "none":
+        print("Warning: evaluating randomly initialized weights")
+    else:
+        path = _weights_path(model, args.weights)
+        print("Loading weights", path)
+        model.load_weights(path, by_name=True)
+    # Held-out images: a seed far from the training and validation seeds.
+    held_out = ShapesDataset()
+    held_out.load_shapes(args.images, size, size, seed=args.seed + 7_777_777)
+    held_out.prepare()
+
+    if args.command == "evaluate":
+        start = time.time()
+        m = evaluate_map(model, held_out)
+        print("mAP@0.5 on {} held-out images: {:.3f} ({:.1f} s)".format(
+            args.images, m, time.time() - start))
+        return m
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    count = min(args.images, 4) if args.images else 4
+    images = [held_out.load_image(i) for i in range(count)]
+    results = model.detect(images)
+    fig, axes = plt.subplots(1, count, figsize=(4 * count, 4.4))
+    axes = np.atleast_1d(axes)
+    for ax, image, r in zip(axes, images, results):
+        visualize.display_instances(image, r["rois"], r["masks"], r["class_ids"],
+                                    held_out.class_names, r["scores"], ax=ax)
+    fig.suptitle("mrcnn detections on held-out shapes")
+    fig.savefig(args.out, bbox_inches="tight")
+    plt.close(fig)
+    print("Wrote {} ({} detections in {} images)".format(
+        os.path.abspath(args.out), sum(len(r["class_ids"]) for r in results), count))
+    return args.out
+
+
+def run_demo(args):
+    """Train from random initialization, evaluate on held-out images, draw detections.
+
+    Each stage runs through :func:`main` with the same arguments; returns a dict of the mAP,
+    the picture's path and the wall-clock seconds of each stage.
+    """
+    import json
+    import time
+
+    common = ["--logs", args.logs, "--preset", args.preset, "--seed", str(args.seed)]
+    timings = {}
+    start = time.time()
+    main(["train", "--weights", args.weights, "--epochs", str(args.epochs),
+          "--lr-drop-epochs", str(args.lr_drop_epochs), "--train-images",
+          str(args.train_images)] + (["--steps", str(args.steps)] if args.steps else [])
+         + common)
+    timings["train_s"] = round(time.time() - start, 1)
+    start = time.time()
+    m = main(["evaluate", "--weights", "last", "--images", str(args.images)] + common)
+    timings["evaluate_s"] = round(time.time() - start, 1)
+    start = time.time()
+    picture = main(["detect", "--weights", "last", "--out", args.out] + common)
+    timings["detect_s"] = round(time.time() - start, 1)
+    summary = {"mAP@0.5": round(m, 4), "held_out_images": args.images,
+               "picture": os.path.abspath(picture), "epochs": args.epochs,
+               "preset": args.preset, **timings,
+               "total_s": round(sum(timings.values()), 1)}
+    print("\nDemo summary: " + json.dumps(summary))
+    print("mAP@0.5 on {} held-out images: {:.3f}".format(args.images, m))
+    print("Detections picture: {}".format(summary["picture"]))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
