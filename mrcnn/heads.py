@@ -1,9 +1,45 @@
 """The classifier/box head and the mask head, on RoIAlign features."""
 
+import keras
+import tensorflow as tf
 from keras import layers
 
 from mrcnn.backbone import BatchNorm, _bn_mode
 from mrcnn.roi_align import PyramidROIAlign
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class RoiDistributed(layers.Wrapper):
+    """Apply a layer to every RoI: [batch, rois, ...] -> one call on [batch * rois, ...].
+
+    Keras 3's ``TimeDistributed`` calls the inner layer once per RoI slot (a Python loop or
+    ``vectorized_map``). With BatchNorm inside, that normalizes each slot over the batch
+    alone (8 samples, positives in the first slots, negatives in the rest) instead of over all
+    RoIs as Keras 2 and Matterport did, and it runs hundreds of small convolutions at
+    inference. Folding the RoI axis into the batch restores both. The wrapper holds the inner
+    layer's weights under its own name (e.g. ``mrcnn_class_conv1``), as TimeDistributed did.
+    """
+
+    def build(self, input_shape):
+        if not self.layer.built:
+            self.layer.build((None,) + tuple(input_shape[2:]))
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        inner = self.layer.compute_output_shape((None,) + tuple(input_shape[2:]))
+        return (input_shape[0], input_shape[1]) + tuple(inner[1:])
+
+    def call(self, inputs, training=None):
+        shape = tf.shape(inputs)
+        inner_dims = [d if d is not None else -1 for d in inputs.shape[2:]]
+        x = tf.reshape(inputs, [-1] + inner_dims) if -1 not in inner_dims else \
+            tf.reshape(inputs, tf.concat([[-1], shape[2:]], axis=0))
+        kwargs = {"training": training} if self.layer._call_has_training_arg else {}
+        y = self.layer.call(x, **kwargs)
+        y = tf.reshape(y, tf.concat([shape[:2], tf.shape(y)[1:]], axis=0))
+        y.set_shape([inputs.shape[0], inputs.shape[1]] + list(
+            self.layer.compute_output_shape((None,) + tuple(inputs.shape[2:]))[1:]))
+        return y
 
 
 def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
@@ -20,41 +56,43 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     x = PyramidROIAlign([pool_size, pool_size], name="roi_align_classifier")(
         [rois, image_meta] + feature_maps)                   # [B, R, pool, pool, C]
     # Two "fully connected" layers as convolutions: a pool x pool conv then a 1x1 conv.
-    x = layers.TimeDistributed(layers.Conv2D(fc_layers_size, (pool_size, pool_size),
+    x = RoiDistributed(layers.Conv2D(fc_layers_size, (pool_size, pool_size),
                                              padding="valid"), name="mrcnn_class_conv1")(x)
-    x = layers.TimeDistributed(BatchNorm(train_bn=mode), name="mrcnn_class_bn1")(x)
+    x = RoiDistributed(BatchNorm(train_bn=mode), name="mrcnn_class_bn1")(x)
     x = layers.Activation("relu")(x)
-    x = layers.TimeDistributed(layers.Conv2D(fc_layers_size, (1, 1)),
+    x = RoiDistributed(layers.Conv2D(fc_layers_size, (1, 1)),
                                name="mrcnn_class_conv2")(x)
-    x = layers.TimeDistributed(BatchNorm(train_bn=mode), name="mrcnn_class_bn2")(x)
+    x = RoiDistributed(BatchNorm(train_bn=mode), name="mrcnn_class_bn2")(x)
     x = layers.Activation("relu")(x)
     shared = layers.Reshape((-1, fc_layers_size), name="pool_squeeze")(x)   # [B, R, fc]
 
-    logits = layers.TimeDistributed(layers.Dense(num_classes),
+    logits = RoiDistributed(layers.Dense(num_classes),
                                     name="mrcnn_class_logits")(shared)
-    probs = layers.TimeDistributed(layers.Activation("softmax"), name="mrcnn_class")(logits)
-    x = layers.TimeDistributed(layers.Dense(num_classes * 4, activation="linear"),
+    probs = RoiDistributed(layers.Activation("softmax"), name="mrcnn_class")(logits)
+    x = RoiDistributed(layers.Dense(num_classes * 4, activation="linear"),
                                name="mrcnn_bbox_fc")(shared)
     bbox = layers.Reshape((-1, num_classes, 4), name="mrcnn_bbox")(x)
     return logits, probs, bbox
 
 
-def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True):
+def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
+                         channels=256):
     """Mask head: 4 x (3x3 conv, BN, ReLU), a 2x deconv, and a 1x1 sigmoid conv.
 
+    channels: width of the convolutions (256 in Matterport).
     Returns [batch, num_rois, 2 * pool_size, 2 * pool_size, NUM_CLASSES] mask probabilities.
     """
     mode = _bn_mode(train_bn)
     x = PyramidROIAlign([pool_size, pool_size], name="roi_align_mask")(
         [rois, image_meta] + feature_maps)
     for i in range(1, 5):
-        x = layers.TimeDistributed(layers.Conv2D(256, (3, 3), padding="same"),
+        x = RoiDistributed(layers.Conv2D(channels, (3, 3), padding="same"),
                                    name="mrcnn_mask_conv{}".format(i))(x)
-        x = layers.TimeDistributed(BatchNorm(train_bn=mode),
+        x = RoiDistributed(BatchNorm(train_bn=mode),
                                    name="mrcnn_mask_bn{}".format(i))(x)
         x = layers.Activation("relu")(x)
-    x = layers.TimeDistributed(layers.Conv2DTranspose(256, (2, 2), strides=2,
+    x = RoiDistributed(layers.Conv2DTranspose(channels, (2, 2), strides=2,
                                                       activation="relu"),
                                name="mrcnn_mask_deconv")(x)
-    return layers.TimeDistributed(layers.Conv2D(num_classes, (1, 1), strides=1,
+    return RoiDistributed(layers.Conv2D(num_classes, (1, 1), strides=1,
                                                 activation="sigmoid"), name="mrcnn_mask")(x)

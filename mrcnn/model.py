@@ -172,7 +172,8 @@ class MaskRCNN:
                  ("mask_targets", target_mask)]]
             mrcnn_mask = build_fpn_mask_graph(mask_rois, mrcnn_feature_maps, input_image_meta,
                                               config.MASK_POOL_SIZE, config.NUM_CLASSES,
-                                              train_bn=config.TRAIN_BN)
+                                              train_bn=config.TRAIN_BN,
+                                              channels=config.MASK_HEAD_CHANNELS)
             active_class_ids = ActiveClassIds(name="active_class_ids")(input_image_meta)
             loss_inputs = {
                 "rpn_class_loss": [input_rpn_match, rpn_class_logits],
@@ -194,8 +195,9 @@ class MaskRCNN:
                 outputs[name] = losses_lib.LossLayer(name=name)(args)
             inputs = [input_image, input_image_meta, input_rpn_match, input_rpn_bbox,
                       input_gt_class_ids, input_gt_boxes, input_gt_masks]
+            l2 = 0.0 if str(config.OPTIMIZER).lower() == "adamw" else config.WEIGHT_DECAY
             return TrainingModel(inputs, outputs, loss_weights=config.LOSS_WEIGHTS,
-                                 weight_decay=config.WEIGHT_DECAY, name="mask_rcnn")
+                                 weight_decay=l2, name="mask_rcnn")
 
         mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
             rpn_rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE,
@@ -209,7 +211,8 @@ class MaskRCNN:
         detection_boxes = DetectionBoxes(name="detection_boxes")(detections)
         mrcnn_mask = build_fpn_mask_graph(detection_boxes, mrcnn_feature_maps,
                                           input_image_meta, config.MASK_POOL_SIZE,
-                                          config.NUM_CLASSES, train_bn=config.TRAIN_BN)
+                                          config.NUM_CLASSES, train_bn=config.TRAIN_BN,
+                                          channels=config.MASK_HEAD_CHANNELS)
         return keras.Model([input_image, input_image_meta, input_anchors],
                            [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois,
                             rpn_class, rpn_bbox], name="mask_rcnn")
@@ -292,7 +295,7 @@ class MaskRCNN:
             if not layer.weights:
                 continue
             trainable = bool(re.fullmatch(layer_regex, layer.name))
-            inner = layer.layer if isinstance(layer, KL.TimeDistributed) else layer
+            inner = layer.layer if isinstance(layer, KL.Wrapper) else layer
             if isinstance(inner, BatchNorm) and self.config.TRAIN_BN is False:
                 trainable = False
             layer.trainable = trainable
@@ -301,9 +304,19 @@ class MaskRCNN:
                                               layer.__class__.__name__))
 
     def compile(self, learning_rate, momentum):
-        """SGD with momentum and per-gradient norm clipping; the loss is the model's own."""
-        optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum,
-                                         clipnorm=self.config.GRADIENT_CLIP_NORM)
+        """Set up the optimizer (config.OPTIMIZER, per-gradient norm clipping); the loss is the
+        model's own (see ``TrainingModel``)."""
+        name = str(self.config.OPTIMIZER).lower()
+        clip = self.config.GRADIENT_CLIP_NORM
+        if name == "sgd":
+            optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum,
+                                             clipnorm=clip)
+        elif name == "adam":
+            optimizer = keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clip)
+        else:
+            # Decoupled decay replaces the L2 term, which TrainingModel then leaves out.
+            optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, clipnorm=clip,
+                                               weight_decay=self.config.WEIGHT_DECAY)
         self.keras_model.compile(optimizer=optimizer, jit_compile=False)
 
     def train(self, train_dataset, val_dataset, learning_rate, epochs, layers,
