@@ -503,3 +503,36 @@ def compute_ap(gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids, pre
     indices = np.where(recalls[:-1] != recalls[1:])[0] + 1
     ap = float(np.sum((recalls[indices] - recalls[indices - 1]) * precisions[indices]))
     return ap, precisions, recalls, overlaps
+
+
+def compute_ap_range(gt_box, gt_class_id, gt_mask, pred_box, pred_class_id, pred_score,
+                     pred_mask, iou_thresholds=None, verbose=1):
+    """Mean of :func:`compute_ap` over IoU thresholds (default 0.5:0.95:0.05, as COCO)."""
+    if iou_thresholds is None:
+        iou_thresholds = np.arange(0.5, 1.0, 0.05)
+    aps = []
+    for t in iou_thresholds:
+        ap, *_ = compute_ap(gt_box, gt_class_id, gt_mask, pred_box, pred_class_id, pred_score,
+                            pred_mask, iou_threshold=t)
+        aps.append(ap)
+        if verbose:
+            print("AP @{:.2f}:\t {:.3f}".format(t, ap))
+    ap = float(np.mean(aps))
+    if verbose:
+        print("AP @{:.2f}-{:.2f}:\t {:.3f}".format(iou_thresholds[0], iou_thresholds[-1], ap))
+    return ap
+
+
+def compute_recall(pred_boxes, gt_boxes, iou):
+    """Box recall: the fraction of GT boxes whose best-overlapping prediction has IoU >= iou.
+
+    Returns (recall, positive_ids): positive_ids are the indices of the GT boxes found.
+    """
+    overlaps = compute_overlaps(pred_boxes, gt_boxes)
+    if overlaps.shape[1] == 0:
+        return 1.0, np.zeros([0], dtype=np.int64)
+    if overlaps.shape[0] == 0:
+        return 0.0, np.zeros([0], dtype=np.int64)
+    iou_max = np.max(overlaps, axis=0)
+    positive_ids = np.where(iou_max >= iou)[0]
+    return len(set(positive_ids)) / gt_boxes.shape[0], positive_ids

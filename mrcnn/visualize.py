@@ -302,6 +302,34 @@ def plot_overlaps(gt_class_ids, pred_class_ids, pred_scores, overlaps, class_nam
     return _finish(fig, True, save_path)
 
 
+def plot_confusion_matrix(matrix, class_names, normalize=True, title="", save_path=None):
+    """Confusion matrix of ground-truth (rows) vs predicted (columns) classes.
+
+    matrix: [num_classes, num_classes] counts, as ``mrcnn.evaluate.confusion_matrix`` returns
+    (row 0 = unmatched predictions, column 0 = missed objects). normalize: show each row as
+    fractions of its ground truth, with the counts in the cells.
+    """
+    matrix = np.asarray(matrix)
+    shown = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1) if normalize else matrix
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.2 * n + 3, 1.2 * n + 2))
+    ax.imshow(shown, cmap=plt.cm.Blues, vmin=0, vmax=1 if normalize else None)
+    labels = ["BG / missed" if i == 0 else name for i, name in enumerate(class_names)]
+    ax.set_xticks(range(n))
+    ax.set_xticklabels(labels, rotation=45, ha="right")
+    ax.set_yticks(range(n))
+    ax.set_yticklabels(["BG / false pos." if i == 0 else name
+                        for i, name in enumerate(class_names)])
+    for i, j in itertools.product(range(n), range(n)):
+        ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center",
+                color="white" if shown[i, j] > 0.5 * shown.max() else "black")
+    ax.set_xlabel("Predicted")
+    ax.set_ylabel("Ground truth")
+    ax.set_title(title or "Confusion matrix (matched at mask IoU 0.5)")
+    fig.tight_layout()
+    return _finish(fig, True, save_path)
+
+
 def draw_boxes(image, boxes=None, refined_boxes=None, masks=None, captions=None,
                visibilities=None, title="", ax=None, save_path=None):
     """Draw boxes (dashed), refined boxes (solid) with connecting lines, masks and captions.

@@ -79,3 +79,12 @@ def test_display_lists_every_attribute(capsys):
                  "RPN_POSITIVE_IOU", "BACKBONE", "MEAN_PIXEL"):
         assert name in out
     assert "IMAGE_META_SIZE                13" in out
+
+
+def test_our_switches_default_to_matterport_behaviour():
+    c = Config()
+    assert c.OPTIMIZER == "SGD" and c.MASK_HEAD_CHANNELS == 256 and c.SEED is None
+    with pytest.raises(ValueError, match="OPTIMIZER must be one of"):
+        type("Bad", (Config,), {"OPTIMIZER": "rmsprop"})()
+    with pytest.raises(ValueError, match="MASK_HEAD_CHANNELS must be a positive integer"):
+        type("Bad", (Config,), {"MASK_HEAD_CHANNELS": 0})()

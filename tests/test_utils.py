@@ -215,3 +215,15 @@ def test_compute_ap_hand_cases():
                               [0.9, 0.8, 0.7], pred_masks)
     # Precisions 1, 1/2, 2/3 at recalls 1/2, 1/2, 1 -> interpolated 1 and 2/3 -> 0.5 + 1/3.
     assert ap == pytest.approx(0.5 + 1 / 3)
+
+
+def test_compute_ap_range_and_recall():
+    gt_boxes, gt_masks = _instances([(0, 0, 10, 10)])
+    # A prediction of IoU 0.8 (10x8 inside 10x10): a hit at thresholds 0.5..0.8, a miss above.
+    pred_boxes, pred_masks = _instances([(0, 0, 10, 8)])
+    ap = utils.compute_ap_range(gt_boxes, [1], gt_masks, pred_boxes, [1], [0.9], pred_masks,
+                                verbose=0)
+    assert ap == pytest.approx(7 / 10)   # thresholds .50 .55 ... .80 hit: 7 of 10
+    recall, ids = utils.compute_recall(np.array([[0, 0, 10, 8], [20, 20, 30, 30]]),
+                                       np.array([[0, 0, 10, 10], [40, 40, 50, 50]]), 0.5)
+    assert recall == 0.5 and ids.tolist() == [0]

@@ -140,3 +140,14 @@ def test_compute_matches_never_matches_one_gt_twice():
     gt_match, pred_match, _ = utils.compute_matches(gt_box, [1], gt, pred_box[:1], [2], [0.9],
                                                     preds[..., :1])
     assert gt_match.tolist() == [-1] and pred_match.tolist() == [-1]
+
+
+def test_plot_confusion_matrix(tmp_path):
+    matrix = np.array([[0, 2, 1], [1, 5, 0], [0, 3, 4]])
+    fig = visualize.plot_confusion_matrix(matrix, ["BG", "cat", "dog"],
+                                          save_path=str(tmp_path / "cm.png"))
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == [str(v) for v in matrix.flatten()]
+    assert (tmp_path / "cm.png").stat().st_size > 1000
+    shown = fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(shown[1], [1 / 6, 5 / 6, 0])

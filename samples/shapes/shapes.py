@@ -172,22 +172,24 @@ def inference_config(base, batch_size):
                                                        "IMAGES_PER_GPU": batch_size})()
 
 
-def evaluate_map(model, dataset, iou_threshold=0.5, batch_size=None):
-    """Mean over the dataset's images of Matterport's mask AP at ``iou_threshold``."""
+def matterport_map(dataset, image_ids, results, iou_threshold=0.5):
+    """Mean over images of Matterport's mask AP at ``iou_threshold`` (``utils.compute_ap``)."""
     from mrcnn import utils as mutils
     aps = []
-    batch_size = batch_size or model.config.BATCH_SIZE
-    ids = list(dataset.image_ids)
-    for start in range(0, len(ids), batch_size):
-        chunk = ids[start:start + batch_size]
-        results = model.detect([dataset.load_image(i) for i in chunk])
-        for image_id, r in zip(chunk, results):
-            gt_masks, gt_class_ids = dataset.load_mask(image_id)
-            ap, *_ = mutils.compute_ap(mutils.extract_bboxes(gt_masks), gt_class_ids, gt_masks,
-                                       r["rois"], r["class_ids"], r["scores"], r["masks"],
-                                       iou_threshold)
-            aps.append(ap)
+    for image_id, r in zip(image_ids, results):
+        gt_masks, gt_class_ids = dataset.load_mask(image_id)
+        ap, *_ = mutils.compute_ap(mutils.extract_bboxes(gt_masks), gt_class_ids, gt_masks,
+                                   r["rois"], r["class_ids"], r["scores"], r["masks"],
+                                   iou_threshold)
+        aps.append(ap)
     return float(np.mean(aps))
+
+
+def evaluate_map(model, dataset, iou_threshold=0.5):
+    """Detect on every image of ``dataset`` and return Matterport's mAP at ``iou_threshold``."""
+    from mrcnn import evaluate
+    image_ids, results = evaluate.detect_dataset(model, dataset, verbose=False)
+    return matterport_map(dataset, image_ids, results, iou_threshold)
 
 
 def _weights_path(model, weights):
@@ -224,6 +226,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="shapes_detections.png",
                         help="detect: where to write the picture")
+    parser.add_argument("--results", help="evaluate: also write the metrics and detections "
+                                          "to this JSON file")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return run_demo(args)
@@ -273,11 +277,28 @@ def main(argv=None):
     held_out.prepare()
 
     if args.command == "evaluate":
+        from mrcnn import evaluate
         start = time.time()
-        m = evaluate_map(model, held_out)
-        print("mAP@0.5 on {} held-out images: {:.3f} ({:.1f} s)".format(
-            args.images, m, time.time() - start))
-        return m
+        image_ids, results = evaluate.detect_dataset(model, held_out)
+        seconds = time.time() - start
+        summary = evaluate.evaluate_results(held_out, image_ids, results, verbose=False,
+                                            results_path=args.results)
+        m = matterport_map(held_out, image_ids, results)
+        print("\nEvaluation on {} held-out images ({:.1f} s of detection):".format(
+            args.images, seconds))
+        print("  {:8} {:>6} {:>6} {:>6}".format("", "AP", "AP50", "AP75"))
+        for iou_type in ("segm", "bbox"):
+            stats = summary[iou_type]
+            print("  {:8} {:6.3f} {:6.3f} {:6.3f}".format(
+                "mask" if iou_type == "segm" else "box", stats["AP"], stats["AP50"],
+                stats["AP75"]))
+        print("  per-class mask AP: " + ", ".join(
+            "{} {:.3f}".format(k, v) for k, v in summary["per_class"].items()))
+        if summary["warning"]:
+            print("  WARNING: " + summary["warning"])
+        print("mAP@0.5 (Matterport) on {} held-out images: {:.3f}".format(args.images, m))
+        summary["mAP@0.5"] = m
+        return summary
 
     import matplotlib
     matplotlib.use("Agg")
@@ -316,12 +337,17 @@ def run_demo(args):
          + common)
     timings["train_s"] = round(time.time() - start, 1)
     start = time.time()
-    m = main(["evaluate", "--weights", "last", "--images", str(args.images)] + common)
+    evaluation = main(["evaluate", "--weights", "last", "--images", str(args.images)] + common)
+    m = evaluation["mAP@0.5"]
     timings["evaluate_s"] = round(time.time() - start, 1)
     start = time.time()
     picture = main(["detect", "--weights", "last", "--out", args.out] + common)
     timings["detect_s"] = round(time.time() - start, 1)
     summary = {"mAP@0.5": round(m, 4), "held_out_images": args.images,
+               "coco_mask_AP": round(evaluation["segm"]["AP"], 4),
+               "coco_mask_AP50": round(evaluation["segm"]["AP50"], 4),
+               "coco_box_AP": round(evaluation["bbox"]["AP"], 4),
+               "coco_box_AP50": round(evaluation["bbox"]["AP50"], 4),
                "picture": os.path.abspath(picture), "epochs": args.epochs,
                "preset": args.preset, **timings,
                "total_s": round(sum(timings.values()), 1)}
