@@ -4,6 +4,11 @@ Nothing here imports TensorFlow. Conventions (as in Matterport): boxes are ``(y1
 pixels with y2/x2 exclusive; masks are ``[height, width, instances]`` bool arrays.
 """
 
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
 import warnings
 
 import numpy as np
@@ -15,6 +20,37 @@ from mrcnn.dataset import Dataset, ImageLoadError  # noqa: F401
 
 COCO_MODEL_URL = ("https://github.com/matterport/Mask_RCNN/releases/download/v2.0/"
                   "mask_rcnn_coco.h5")
+
+
+class DownloadError(OSError):
+    """A weights download failed; the message says what to do instead."""
+
+
+def download_trained_weights(coco_model_path, verbose=1, url=COCO_MODEL_URL, timeout=60):
+    """Download Matterport's COCO-trained weights (``mask_rcnn_coco.h5``) to a path.
+
+    The file is written to a temporary name next to the target and renamed when complete, so
+    an interrupted download never leaves a truncated ``.h5``. Without network access it raises
+    :class:`DownloadError` with the URL and the reason.
+    """
+    if verbose > 0:
+        print("Downloading pretrained model to {} ...".format(coco_model_path))
+    directory = os.path.dirname(os.path.abspath(coco_model_path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".part", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            shutil.copyfileobj(resp, out)
+        os.replace(tmp, coco_model_path)
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise DownloadError(
+            "could not download {} to {}: {}. Download the file by other means and pass its "
+            "path to load_weights().".format(url, coco_model_path,
+                                             getattr(e, "reason", e))) from e
+    if verbose > 0:
+        print("... done downloading pretrained model!")
 
 
 ############################################################
