@@ -3,17 +3,27 @@
 Boxes are ``[..., (y1, x1, y2, x2)]`` in normalized coordinates unless stated otherwise.
 """
 
+import math
+
 import tensorflow as tf
+
+# Largest log-scale delta applied: a box can grow at most 1000/16 times in one refinement (as
+# in detectron2). Untrained or diverging heads otherwise overflow exp() into inf/NaN boxes,
+# which crash crop_and_resize.
+MAX_LOG_SCALE = math.log(1000.0 / 16)
 
 
 def apply_box_deltas_graph(boxes, deltas):
-    """Apply ``[..., (dy, dx, log(dh), log(dw))]`` deltas to ``[..., 4]`` boxes."""
+    """Apply ``[..., (dy, dx, log(dh), log(dw))]`` deltas to ``[..., 4]`` boxes.
+
+    The log-scale deltas are clamped at MAX_LOG_SCALE so that the result stays finite.
+    """
     height = boxes[..., 2] - boxes[..., 0]
     width = boxes[..., 3] - boxes[..., 1]
     center_y = boxes[..., 0] + 0.5 * height + deltas[..., 0] * height
     center_x = boxes[..., 1] + 0.5 * width + deltas[..., 1] * width
-    height = height * tf.exp(deltas[..., 2])
-    width = width * tf.exp(deltas[..., 3])
+    height = height * tf.exp(tf.minimum(deltas[..., 2], MAX_LOG_SCALE))
+    width = width * tf.exp(tf.minimum(deltas[..., 3], MAX_LOG_SCALE))
     y1 = center_y - 0.5 * height
     x1 = center_x - 0.5 * width
     return tf.stack([y1, x1, y1 + height, x1 + width], axis=-1)
