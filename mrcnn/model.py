@@ -257,14 +257,29 @@ class MaskRCNN:
                                                                           self.model_dir))
 
     def load_weights(self, filepath, by_name=False, exclude=None):
-        """Load weights from a Matterport-layout ``.h5`` (ours or Matterport's).
+        """Load weights from a Matterport-layout ``.h5`` (ours or Matterport's), or "imagenet".
 
         by_name: load the layers present in the file, leave the rest; exclude: layer names to
         skip. A checkpoint of a training run also sets the log dir and the epoch to resume at.
+        filepath="imagenet" initializes the ResNet backbone from keras.applications' ImageNet
+        weights (downloaded by Keras where the network allows).
         """
+        if filepath == "imagenet":
+            self.get_imagenet_weights()
+            return
         weights.load_weights_h5(self.keras_model, filepath, by_name=by_name or bool(exclude),
                                 exclude=exclude)
         self.set_log_dir(filepath)
+
+    def get_imagenet_weights(self, source=None):
+        """Initialize the backbone from ImageNet (keras.applications ResNet-50/101).
+
+        source: a keras.applications ResNet to copy from (default: Keras downloads it).
+        Returns the names of the layers that were set.
+        """
+        if callable(self.config.BACKBONE):
+            raise ValueError("ImageNet weights need BACKBONE 'resnet50' or 'resnet101'")
+        return weights.load_imagenet_weights(self.keras_model, self.config.BACKBONE, source)
 
     def save_weights(self, filepath):
         """Save the weights (atomically) in the Matterport ``.h5`` layout."""
@@ -484,6 +499,12 @@ class MaskRCNN:
             results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
                             "masks": masks})
         return results
+
+    def export(self, path):
+        """Write a SavedModel whose serving signature detects on one uint8 image of any size
+        (see ``mrcnn.export``); it runs with TensorFlow alone."""
+        from mrcnn.export import export_saved_model
+        return export_saved_model(self, path)
 
     def run_graph(self, images, outputs, image_metas=None):
         """Named intermediate tensors of the inference graph for ``images``.

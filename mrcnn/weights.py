@@ -125,3 +125,68 @@ def load_weights_h5(model, filepath, by_name=False, exclude=None):
             v.assign(value)
         loaded.append(layer.name)
     return loaded
+
+
+# Blocks per stage of keras.applications' ResNets (stages 2..5).
+RESNET_BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
+
+
+def imagenet_layer_map(architecture):
+    """{keras.applications layer name: mrcnn (Matterport) layer name} for a ResNet.
+
+    keras.applications names blocks ``conv{stage}_block{n}_{k}_conv`` / ``_bn`` with k = 0 for
+    the shortcut and 1..3 for the main path; Matterport names them ``res{stage}{letter}_branch1``
+    and ``res{stage}{letter}_branch2a..c`` (``bn...`` for BatchNorm), letters a, b, c, ...
+    """
+    if architecture not in RESNET_BLOCKS:
+        raise ValueError("ImageNet weights exist for resnet50 and resnet101, not {!r}".format(
+            architecture))
+    mapping = {"conv1_conv": "conv1", "conv1_bn": "bn_conv1"}
+    for stage, blocks in zip(range(2, 6), RESNET_BLOCKS[architecture]):
+        for n in range(1, blocks + 1):
+            letter = chr(ord("a") + n - 1)
+            for k, branch in ((0, "1"), (1, "2a"), (2, "2b"), (3, "2c")):
+                if k == 0 and n > 1:
+                    continue  # only the first block of a stage has a shortcut conv
+                src = "conv{}_block{}_{}".format(stage, n, k)
+                mapping[src + "_conv"] = "res{}{}_branch{}".format(stage, letter, branch)
+                mapping[src + "_bn"] = "bn{}{}_branch{}".format(stage, letter, branch)
+    return mapping
+
+
+def imagenet_source_model(architecture, weights="imagenet"):
+    """The keras.applications ResNet (no top) whose weights initialize the backbone.
+
+    weights="imagenet" makes Keras download them (where the network allows); None gives the
+    randomly initialized model (used by the tests to check the mapping).
+    """
+    build = {"resnet50": keras.applications.ResNet50,
+             "resnet101": keras.applications.ResNet101}[architecture]
+    return build(weights=weights, include_top=False, input_shape=(None, None, 3))
+
+
+def load_imagenet_weights(model, architecture, source=None):
+    """Copy ImageNet ResNet weights onto the backbone layers of ``model``.
+
+    source: a keras.applications ResNet to copy from (default: downloaded by Keras). Every
+    backbone layer must receive its tensors; shapes are checked. Returns the mrcnn layer names
+    that were set.
+    """
+    source = source if source is not None else imagenet_source_model(architecture)
+    ours = {layer.name: layer for _, layer in weight_owners(model)}
+    loaded = []
+    for src_name, dst_name in imagenet_layer_map(architecture).items():
+        src = source.get_layer(src_name)
+        if dst_name not in ours:
+            raise ValueError("the model has no layer {!r} for ImageNet layer {!r}; is its "
+                             "BACKBONE {!r}?".format(dst_name, src_name, architecture))
+        dst = ours[dst_name]
+        values = [np.asarray(v.numpy()) for v in src.weights]
+        for v, value in zip(dst.weights, values):
+            if tuple(v.shape) != value.shape:
+                raise ValueError("layer {!r}: ImageNet tensor {} has shape {} but the model's "
+                                 "is {}".format(dst_name, v.name, value.shape, tuple(v.shape)))
+        for v, value in zip(dst.weights, values):
+            v.assign(value)
+        loaded.append(dst_name)
+    return loaded

@@ -129,3 +129,32 @@ def test_download_trained_weights(tmp_path, monkeypatch):
                                                   ".*Temporary failure in name resolution"):
         utils.download_trained_weights(str(target2), verbose=0)
     assert list((tmp_path / "offline").iterdir()) == []     # nothing half-written
+
+
+@pytest.mark.parametrize("architecture", ["resnet50", "resnet101"])
+def test_imagenet_mapping_covers_every_backbone_tensor(architecture):
+    class Backbone(TinyConfig):
+        BACKBONE = architecture
+        COMPUTE_BACKBONE_SHAPE = None
+    model = modellib.MaskRCNN("inference", Backbone(), "/tmp/unused")
+    source = weights.imagenet_source_model(architecture, weights=None)
+    # Give the source distinct values so that a wrong mapping cannot pass by accident.
+    rng = np.random.default_rng(3)
+    for v in source.weights:
+        v.assign(rng.normal(size=tuple(v.shape)).astype(np.float32))
+    loaded = set(model.get_imagenet_weights(source=source))
+    backbone = {l.name for l in model.get_trainable_layers()
+                if l.name == "conv1" or l.name == "bn_conv1" or l.name.startswith(("res", "bn"))}
+    assert loaded == backbone
+    assert len(backbone) == {"resnet50": 2 + 2 * (16 * 3 + 4), "resnet101": 2 + 2 * (33 * 3 + 4)
+                             }[architecture]
+    mapping = weights.imagenet_layer_map(architecture)
+    for src_name, dst_name in mapping.items():
+        src = [np.asarray(v.numpy()) for v in source.get_layer(src_name).weights]
+        dst = [np.asarray(v.numpy()) for v in model.keras_model.get_layer(dst_name).weights]
+        assert len(src) == len(dst)
+        for a, b in zip(src, dst):
+            np.testing.assert_array_equal(a, b, err_msg=dst_name)
+    assert mapping["conv4_block23_3_bn" if architecture == "resnet101" else
+                   "conv4_block6_3_bn"] == ("bn4w_branch2c" if architecture == "resnet101"
+                                             else "bn4f_branch2c")

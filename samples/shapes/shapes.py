@@ -215,7 +215,9 @@ def main(argv=None):
     parser.add_argument("--preset", choices=sorted(PRESETS), default="scratch",
                         help="'scratch': settings for random initialization (default); "
                              "'shapes': Matterport's ShapesConfig")
-    parser.add_argument("--epochs", type=int, default=8,
+    parser.add_argument("--config", help="use this Config subclass instead of a preset, as "
+                                         "'package.module:ClassName'")
+    parser.add_argument("--epochs", type=int, default=10,
                         help="train up to this epoch (cumulative, as in Matterport)")
     parser.add_argument("--steps", type=int, help="steps per epoch (default: the preset's)")
     parser.add_argument("--lr-drop-epochs", type=int, default=2,
@@ -238,6 +240,10 @@ def main(argv=None):
     from mrcnn import visualize
 
     base = PRESETS[args.preset]
+    if args.config:
+        import importlib
+        module_name, _, class_name = args.config.partition(":")
+        base = getattr(importlib.import_module(module_name), class_name)
     attrs = {"SEED": args.seed}
     if args.steps:
         attrs["STEPS_PER_EPOCH"] = args.steps
