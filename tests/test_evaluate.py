@@ -8,7 +8,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from mrcnn import evaluate, utils
+from mrcnn import evaluate
 from mrcnn.dataset import Dataset
 
 

@@ -1,0 +1,69 @@
+"""Seconds per training step on shapes (batch 8, 128x128, ResNet-50-FPN), printed as JSON.
+
+Compares, in one run, the `make demo` preset (``ScratchShapesConfig``: narrow heads) with the
+same settings at Matterport's head widths (FPN 256, classifier 1024, mask head 256). Each
+variant builds the training model, runs one step (graph tracing) and times further steps.
+
+    python benchmarks/train_step.py [--steps 6] [--out results.json]
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+
+from mrcnn import data  # noqa: E402
+from mrcnn import model as modellib  # noqa: E402
+from samples.shapes.shapes import ScratchShapesConfig, make_datasets  # noqa: E402
+
+VARIANTS = {
+    "scratch_preset": {},
+    "matterport_head_widths": {"TOP_DOWN_PYRAMID_SIZE": 256, "FPN_CLASSIF_FC_LAYERS_SIZE": 1024,
+                               "MASK_HEAD_CHANNELS": 256},
+}
+
+
+def measure(attrs, steps):
+    config = type("Bench", (ScratchShapesConfig,), dict(attrs, SEED=0))()
+    model = modellib.MaskRCNN("training", config, "/tmp/mrcnn_bench_logs")
+    train, _ = make_datasets(config, train_count=64, val_count=1)
+    model.set_trainable("all")
+    model.compile(config.LEARNING_RATE, config.LEARNING_MOMENTUM)
+    batches = iter(data.build_input_pipeline(train, config, seed=0))
+    start = time.perf_counter()
+    model.keras_model.train_on_batch(next(batches))
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(steps):
+        batch = next(batches)
+        start = time.perf_counter()
+        model.keras_model.train_on_batch(batch)
+        times.append(time.perf_counter() - start)
+    return {"first_step_s": round(first, 1), "seconds_per_step": round(float(np.median(times)), 3),
+            "batch_size": config.BATCH_SIZE, "params": int(model.keras_model.count_params())}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per variant")
+    parser.add_argument("--out", help="also write the JSON here")
+    args = parser.parse_args()
+    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+               "variants": {name: measure(attrs, args.steps) for name, attrs in VARIANTS.items()}}
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
