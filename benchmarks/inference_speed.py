@@ -14,13 +14,14 @@ kept and their masks pasted: the cost of a busy image.
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+from _report import emit, machine  # noqa: E402
 
 
 def child(kind, runs):
@@ -83,7 +84,7 @@ def main():
     if args.child:
         child(args.child, args.runs)
         return
-    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    results = {"machine": machine(),
                "image": [1024, 1024, 3], "models": {}}
     for kind in ("keras_resnet50", "resnet50", "resnet101"):
         out = subprocess.run([sys.executable, __file__, "--child", kind, "--runs",
@@ -93,11 +94,7 @@ def main():
     for kind in ("resnet50", "resnet101"):
         m = results["models"][kind]
         m["ratio_to_keras_resnet50"] = round(m["seconds_per_image"] / base, 2)
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(results, args.out)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,7 @@ each with one worker thread and with AUTOTUNE, in the same run so that ratios ar
 """
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 
@@ -21,6 +19,7 @@ sys.path.insert(0, ROOT)
 import albumentations as A  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from _report import emit, machine  # noqa: E402
 from mrcnn import data  # noqa: E402
 from mrcnn.config import Config  # noqa: E402
 from samples.shapes.shapes import ShapesConfig, ShapesDataset  # noqa: E402
@@ -58,8 +57,7 @@ def main():
         # Originals of 768x1024 scale up to 800x1066 -> capped at 1024 -> padded square.
         ("default_1024", Shapes1024Config(), (768, 1024), max(4, args.batches // 2)),
     ]
-    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                           "tensorflow": tf.__version__},
+    results = {"machine": dict(machine(), tensorflow=tf.__version__),
                "unit": "images/s", "augmentation": "HorizontalFlip(p=0.5)", "settings": {}}
     for name, config, (h, w), batches in settings:
         dataset = ShapesDataset()
@@ -72,11 +70,7 @@ def main():
             "batch_size": config.BATCH_SIZE, "timed_batches": batches,
             "one_thread": round(one, 2), "autotune": round(auto, 2),
             "speedup": round(auto / one, 2)}
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(results, args.out)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,7 @@ evaluate, draw detections) and prints its summary as JSON, with the machine's co
 """
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -18,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
 
+from _report import emit, machine  # noqa: E402
 from samples.shapes import shapes  # noqa: E402
 
 
@@ -33,12 +32,8 @@ def main():
     start = time.time()
     summary = shapes.main(argv)
     summary["wall_clock_s"] = round(time.time() - start, 1)
-    summary["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    summary["machine"] = machine()
+    emit(summary, args.out)
 
 
 if __name__ == "__main__":

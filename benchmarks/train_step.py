@@ -8,9 +8,7 @@ variant builds the training model, runs one step (graph tracing) and times furth
 """
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 
@@ -20,6 +18,7 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
+from _report import emit, machine  # noqa: E402
 from mrcnn import data  # noqa: E402
 from mrcnn import model as modellib  # noqa: E402
 from samples.shapes.shapes import ScratchShapesConfig, make_datasets  # noqa: E402
@@ -56,13 +55,9 @@ def main():
     parser.add_argument("--steps", type=int, default=6, help="timed steps per variant")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
-    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    results = {"machine": machine(),
                "variants": {name: measure(attrs, args.steps) for name, attrs in VARIANTS.items()}}
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(results, args.out)
 
 
 if __name__ == "__main__":

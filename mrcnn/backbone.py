@@ -45,29 +45,8 @@ def _bn_mode(train_bn):
     return False if train_bn is False else None
 
 
-def identity_block(input_tensor, kernel_size, filters, stage, block, use_bias=True,
-                   train_bn=True):
-    """ResNet block without a conv on the shortcut: 1x1 -> kxk -> 1x1, plus the input."""
-    f1, f2, f3 = filters
-    conv_name = "res{}{}_branch".format(stage, block)
-    bn_name = "bn{}{}_branch".format(stage, block)
-    mode = _bn_mode(train_bn)
-    x = layers.Conv2D(f1, (1, 1), name=conv_name + "2a", use_bias=use_bias)(input_tensor)
-    x = BatchNorm(train_bn=mode, name=bn_name + "2a")(x)
-    x = layers.Activation("relu")(x)
-    x = layers.Conv2D(f2, (kernel_size, kernel_size), padding="same", name=conv_name + "2b",
-                      use_bias=use_bias)(x)
-    x = BatchNorm(train_bn=mode, name=bn_name + "2b")(x)
-    x = layers.Activation("relu")(x)
-    x = layers.Conv2D(f3, (1, 1), name=conv_name + "2c", use_bias=use_bias)(x)
-    x = BatchNorm(train_bn=mode, name=bn_name + "2c")(x)
-    x = layers.Add()([x, input_tensor])
-    return layers.Activation("relu", name="res{}{}_out".format(stage, block))(x)
-
-
-def conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2), use_bias=True,
-               train_bn=True):
-    """ResNet block with a strided 1x1 conv on the shortcut (first block of a stage)."""
+def _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_bias, train_bn):
+    """The main path of a ResNet block: 1x1 (strided) -> kxk -> 1x1, each with BatchNorm."""
     f1, f2, f3 = filters
     conv_name = "res{}{}_branch".format(stage, block)
     bn_name = "bn{}{}_branch".format(stage, block)
@@ -81,10 +60,28 @@ def conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2),
     x = BatchNorm(train_bn=mode, name=bn_name + "2b")(x)
     x = layers.Activation("relu")(x)
     x = layers.Conv2D(f3, (1, 1), name=conv_name + "2c", use_bias=use_bias)(x)
-    x = BatchNorm(train_bn=mode, name=bn_name + "2c")(x)
-    shortcut = layers.Conv2D(f3, (1, 1), strides=strides, name=conv_name + "1",
+    return BatchNorm(train_bn=mode, name=bn_name + "2c")(x)
+
+
+def identity_block(input_tensor, kernel_size, filters, stage, block, use_bias=True,
+                   train_bn=True):
+    """ResNet block without a conv on the shortcut: main path plus the input."""
+    x = _bottleneck(input_tensor, kernel_size, filters, stage, block, (1, 1), use_bias,
+                    train_bn)
+    x = layers.Add()([x, input_tensor])
+    return layers.Activation("relu", name="res{}{}_out".format(stage, block))(x)
+
+
+def conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2), use_bias=True,
+               train_bn=True):
+    """ResNet block with a strided 1x1 conv on the shortcut (first block of a stage)."""
+    x = _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_bias,
+                    train_bn)
+    shortcut = layers.Conv2D(filters[2], (1, 1), strides=strides,
+                             name="res{}{}_branch1".format(stage, block),
                              use_bias=use_bias)(input_tensor)
-    shortcut = BatchNorm(train_bn=mode, name=bn_name + "1")(shortcut)
+    shortcut = BatchNorm(train_bn=_bn_mode(train_bn),
+                         name="bn{}{}_branch1".format(stage, block))(shortcut)
     x = layers.Add()([x, shortcut])
     return layers.Activation("relu", name="res{}{}_out".format(stage, block))(x)
 

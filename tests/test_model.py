@@ -3,11 +3,13 @@
 import os
 import re
 
+import keras
 import numpy as np
 import pytest
 
 from mrcnn import data
 from mrcnn import model as modellib
+from mrcnn.backbone import BatchNorm
 from mrcnn.dataset import Dataset
 from samples.shapes.shapes import ShapesDataset
 from tiny import TinyConfig
@@ -151,3 +153,43 @@ def test_set_trainable_presets_and_frozen_batchnorm():
     model.set_trainable("4+")
     assert layers["res4a_branch2a"].trainable and not layers["res3d_branch2c"].trainable
     assert not layers["bn4a_branch2a"].trainable
+
+
+def test_detect_molded_equals_detect_on_unresized_images(trained, shapes):
+    model = modellib.MaskRCNN("inference", InferenceConfig(), "/tmp/unused")
+    model.load_weights(trained[0].find_last())
+    images = [shapes.load_image(i) for i in range(3)]     # 64x64: the model's own size
+    molded, metas, _ = model.mold_inputs(images)
+    by_molded = model.detect_molded(molded, metas)
+    direct = model.detect(images)
+    for a, b in zip(by_molded, direct):
+        for key in ("rois", "class_ids", "masks"):
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+class _Scalar(keras.layers.Layer):
+    """Test helper: a fixed scalar output that depends on one trainable kernel."""
+
+    def __init__(self, value, **kwargs):
+        super().__init__(**kwargs)
+        self.value = value
+
+    def call(self, x):
+        return keras.ops.sum(x) * 0 + self.value
+
+
+def test_total_loss_honours_loss_weights_and_weight_decay():
+    x = keras.Input((2,))
+    h = keras.layers.Dense(3, name="fc", kernel_initializer="ones", bias_initializer="ones")(x)
+    bn = BatchNorm(name="bn", gamma_initializer=keras.initializers.Constant(5.0))(h)
+    values = {"rpn_class_loss": 1.0, "rpn_bbox_loss": 2.0, "mrcnn_class_loss": 3.0,
+              "mrcnn_bbox_loss": 4.0, "mrcnn_mask_loss": 5.0}
+    outputs = {name: _Scalar(v, name=name)(bn) for name, v in values.items()}
+    weights = {"rpn_class_loss": 0.0, "mrcnn_mask_loss": 2.0}
+    model = modellib.TrainingModel(x, outputs, loss_weights=weights, weight_decay=0.1)
+    y_pred = model(np.zeros((1, 2), np.float32))
+    total = float(model.compute_loss(y_pred=y_pred))
+    # 0*1 + 2 + 3 + 4 + 2*5, plus 0.1 * mean(w^2) of the Dense kernel (2x3 ones) and bias (3
+    # ones): 0.1 + 0.1; BatchNorm gamma (5s) and beta are not decayed.
+    assert total == pytest.approx(19 + 0.2, rel=1e-6)
+    assert float(model.mrcnn_mask_loss_tracker.result()) == 5.0
