@@ -155,9 +155,9 @@ class ScratchShapesConfig(ShapesConfig):
     FPN_CLASSIF_FC_LAYERS_SIZE = 256
     TOP_DOWN_PYRAMID_SIZE = 128
     MASK_HEAD_CHANNELS = 128
-    # At most 4 objects per image: far fewer proposals than COCO needs (and NMS is not free).
-    PRE_NMS_LIMIT = 1000
-    POST_NMS_ROIS_TRAINING = 300
+    # At most 4 objects per image: far fewer proposals than COCO needs.
+    PRE_NMS_LIMIT = 2000
+    POST_NMS_ROIS_TRAINING = 500
     POST_NMS_ROIS_INFERENCE = 500
     DETECTION_MIN_CONFIDENCE = 0.5
     STEPS_PER_EPOCH = 60
