@@ -353,6 +353,13 @@ class SampleBuilder:
                 gt_class_ids, gt_boxes, gt_masks)
 
 
+def resolve_seed(config):
+    """config.SEED, or a fresh random seed when it is None."""
+    if config.SEED is not None:
+        return int(config.SEED)
+    return int(np.random.SeedSequence().entropy % (2 ** 31))
+
+
 def input_signature(config, image_shape=None):
     """(dtype, shape) per model input of one unbatched sample, in ``INPUT_NAMES`` order.
 
@@ -395,9 +402,7 @@ def build_input_pipeline(dataset, config, shuffle=True, augmentation=None,
     """
     import tensorflow as tf
     batch_size = batch_size or config.BATCH_SIZE
-    if seed is None:
-        seed = config.SEED if config.SEED is not None else int(np.random.SeedSequence().entropy
-                                                                % (2 ** 31))
+    seed = resolve_seed(config) if seed is None else seed
     builder = SampleBuilder(dataset, config, shuffle=shuffle, augmentation=augmentation,
                             no_augmentation_sources=no_augmentation_sources, seed=seed)
     fixed = config.IMAGE_RESIZE_MODE in ("square", "crop")

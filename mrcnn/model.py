@@ -18,7 +18,8 @@ from mrcnn import utils, weights
 from mrcnn.backbone import BatchNorm, fpn_graph, resnet_graph
 from mrcnn.config import LOSS_NAMES
 from mrcnn.data import (build_input_pipeline, compose_image_meta, data_generator,  # noqa: F401
-                        load_image_gt, mold_image, parse_image_meta, unmold_image)
+                        load_image_gt, mold_image, parse_image_meta, resolve_seed,
+                        unmold_image)
 from mrcnn.detection import DetectionLayer
 from mrcnn.heads import build_fpn_mask_graph, fpn_classifier_graph
 from mrcnn.inputs import ActiveClassIds, DetectionBoxes, LeadingRois, NormBoxes
@@ -346,8 +347,7 @@ class MaskRCNN:
         if self.mode != "training":
             raise ValueError("create the model in training mode to train it")
         config = self.config
-        seed = config.SEED if config.SEED is not None else int(
-            np.random.SeedSequence().entropy % (2 ** 31))
+        seed = resolve_seed(config)
         start = self.epoch * config.STEPS_PER_EPOCH * config.BATCH_SIZE
         train_data = build_input_pipeline(train_dataset, config, shuffle=True,
                                           augmentation=augmentation,
@@ -452,50 +452,45 @@ class MaskRCNN:
             raise ValueError("create the model in inference mode to detect")
         results = []
         for start in range(0, len(images), self.config.BATCH_SIZE):
-            chunk = list(images[start:start + self.config.BATCH_SIZE])
+            chunk = [np.asarray(image) for image in images[start:start + self.config.BATCH_SIZE]]
             molded_images, image_metas, windows = self.mold_inputs(chunk)
-            results.extend(self._detect_molded(chunk, molded_images, image_metas, windows,
-                                               verbose))
+            results.extend(self._detect_molded(molded_images, image_metas,
+                                               [image.shape for image in chunk], windows))
         return results
 
     def detect_molded(self, molded_images, image_metas, verbose=0):
         """Detect on images already molded and with their metas (as the input pipeline gives).
 
-        Results are in the molded image's coordinates (its window is the whole image).
+        Results are in the molded image's coordinates: the whole molded image is the window,
+        padding included (as in Matterport).
         """
         molded_images = np.asarray(molded_images, dtype=np.float32)
         image_metas = np.asarray(image_metas, dtype=np.float32)
-        originals = [np.zeros(m.shape, np.uint8) for m in molded_images]
-        windows = parse_image_meta(image_metas)["window"]
-        return self._detect_molded(originals, molded_images, image_metas, windows, verbose,
-                                   original_shapes=[m.shape for m in molded_images])
+        shapes = [m.shape for m in molded_images]
+        windows = [(0, 0, shape[0], shape[1]) for shape in shapes]
+        return self._detect_molded(molded_images, image_metas, shapes, windows)
 
-    def _detect_molded(self, images, molded_images, image_metas, windows, verbose,
-                       original_shapes=None):
-        count = len(images)
-        batch = self.config.BATCH_SIZE
-        if count < batch:
+    def _batch_anchors(self, molded_images):
+        """Normalized anchors repeated for each image: [batch, num_anchors, 4]."""
+        anchors = self.get_anchors(molded_images[0].shape)
+        return np.ascontiguousarray(np.broadcast_to(anchors, (len(molded_images),) +
+                                                    anchors.shape))
+
+    def _detect_molded(self, molded_images, image_metas, original_shapes, windows):
+        """Run the graph on molded images and unmold each image's detections."""
+        count = len(molded_images)
+        pad = self.config.BATCH_SIZE - count
+        if pad > 0:
             # The graph is fed whole batches; pad with copies and drop their results.
-            pad = batch - count
-            molded_images = np.concatenate([molded_images, np.repeat(molded_images[:1], pad,
-                                                                     axis=0)])
+            molded_images = np.concatenate([molded_images, np.repeat(molded_images[:1], pad, 0)])
             image_metas = np.concatenate([image_metas, np.repeat(image_metas[:1], pad, 0)])
-        anchors = np.broadcast_to(self.get_anchors(molded_images[0].shape),
-                                  (molded_images.shape[0],) +
-                                  self.get_anchors(molded_images[0].shape).shape)
         detections, _, _, mrcnn_mask, _, _, _ = self.keras_model.predict_on_batch(
-            [molded_images, image_metas, np.ascontiguousarray(anchors)])
+            [molded_images, image_metas, self._batch_anchors(molded_images)])
         results = []
         for i in range(count):
-            if original_shapes is not None and original_shapes[i] is not None:
-                original_shape = original_shapes[i]
-                window = (0, 0, original_shape[0], original_shape[1]) \
-                    if windows is None else windows[i]
-            else:
-                original_shape = np.asarray(images[i]).shape
-                window = windows[i]
             rois, class_ids, scores, masks = self.unmold_detections(
-                detections[i], mrcnn_mask[i], original_shape, molded_images[i].shape, window)
+                detections[i], mrcnn_mask[i], original_shapes[i], molded_images[i].shape,
+                windows[i])
             results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
                             "masks": masks})
         return results
@@ -518,9 +513,8 @@ class MaskRCNN:
         molded_images, metas, _ = self.mold_inputs(images)
         if image_metas is not None:
             metas = np.asarray(image_metas, dtype=np.float32)
-        anchors = np.broadcast_to(self.get_anchors(molded_images[0].shape),
-                                  (len(images),) + self.get_anchors(molded_images[0].shape).shape)
-        values = probe.predict_on_batch([molded_images, metas, np.ascontiguousarray(anchors)])
+        values = probe.predict_on_batch([molded_images, metas,
+                                         self._batch_anchors(molded_images)])
         if not isinstance(values, (list, tuple)):
             values = [values]
         return dict(zip([name for name, _ in outputs], [np.asarray(v) for v in values]))

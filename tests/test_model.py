@@ -180,6 +180,18 @@ def test_detect_molded_equals_detect_on_unresized_images(trained, shapes):
         for key in ("rois", "class_ids", "masks"):
             np.testing.assert_array_equal(a[key], b[key])
 
+    # A 48x64 image is padded by 8 rows at the top: detect_molded reports boxes in the padded
+    # (molded) frame, detect() in the original one.
+    image = shapes.load_image(3)[8:56]
+    molded, metas, windows = model.mold_inputs([image])
+    assert tuple(windows[0]) == (8, 0, 56, 64)
+    in_molded = model.detect_molded(molded, metas)[0]
+    in_original = model.detect([image])[0]
+    assert len(in_original["class_ids"]) > 0
+    np.testing.assert_array_equal(in_molded["class_ids"], in_original["class_ids"])
+    np.testing.assert_allclose(in_molded["rois"], in_original["rois"] + [8, 0, 8, 0], atol=1)
+    assert in_molded["masks"].shape[:2] == (64, 64)
+
 
 class _Scalar(keras.layers.Layer):
     """Test helper: a fixed scalar output that depends on one trainable kernel."""
