@@ -1,0 +1,41 @@
+"""Golden test of the issue-8 refactor: losses and detections of a seeded tiny model on fixed
+inputs equal the values recorded before the refactor (see tests/golden.py)."""
+
+import numpy as np
+import pytest
+
+import golden
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    return dict(np.load(golden.GOLDEN_PATH))
+
+
+@pytest.fixture(scope="module")
+def today(recorded):
+    inputs = {name: recorded["in_" + name] for name in golden.INPUT_NAMES}
+    return golden.compute(inputs)
+
+
+def test_losses_equal_the_recorded_ones(recorded, today):
+    _, losses, _, positives = today
+    # Sampling is exhaustive only while every positive fits the positive quota (20).
+    assert positives == int(recorded["max_positives"]) < 20
+    for name in golden.LOSS_NAMES:
+        assert losses[name] > 0, name
+        assert losses[name] == pytest.approx(float(recorded["loss_" + name]), rel=1e-4), name
+
+
+def test_detections_equal_the_recorded_ones(recorded, today):
+    detections = today[2]
+    for key, value in detections.items():
+        expected = recorded[key]
+        if key.endswith("scores"):
+            np.testing.assert_allclose(value, expected, rtol=1e-4, err_msg=key)
+        elif key.endswith("masks"):
+            # A pixel exactly at the 0.5 threshold may flip with float rounding.
+            assert value.shape == expected.shape, key
+            assert np.mean(value != expected) < 1e-3, key
+        else:
+            np.testing.assert_array_equal(value, expected, err_msg=key)
