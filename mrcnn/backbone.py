@@ -4,45 +4,12 @@ Layer names match Matterport's so that its ``.h5`` weights load by name: ``conv1
 ``res{stage}{block}_branch2a|2b|2c``, ``res{stage}a_branch1``, ``bn...``, ``fpn_c5p5``...``fpn_p5``.
 """
 
-import keras
 from keras import layers
+
+from mrcnn.layers import BatchNorm, bn_mode
 
 # Identity blocks in stage 4 after the conv block: b..f for ResNet-50, b..w for ResNet-101.
 STAGE4_IDENTITY_BLOCKS = {"resnet50": 5, "resnet101": 22}
-
-
-@keras.saving.register_keras_serializable(package="mrcnn")
-class BatchNorm(layers.BatchNormalization):
-    """BatchNormalization whose mode can be pinned by the config's TRAIN_BN.
-
-    train_bn: None runs as Keras decides (training mode in fit, inference otherwise); False
-    always uses the moving statistics (small batches make batch statistics noisy); True always
-    uses batch statistics. With TRAIN_BN=False the model also marks these layers non-trainable,
-    which freezes gamma and beta.
-
-    The moving averages use momentum 0.9 (PyTorch's and detectron2's 0.1 update) rather than
-    Keras' 0.99: when BatchNorm trains from scratch, 0.99 leaves the inference statistics
-    hundreds of steps behind the weights. Frozen BatchNorm (TRAIN_BN=False) is unaffected.
-    """
-
-    def __init__(self, train_bn=None, momentum=0.9, **kwargs):
-        super().__init__(momentum=momentum, **kwargs)
-        self.train_bn = train_bn
-
-    def call(self, inputs, training=None):
-        if self.train_bn is not None:
-            training = self.train_bn
-        return super().call(inputs, training=training)
-
-    def get_config(self):
-        config = super().get_config()
-        config["train_bn"] = self.train_bn
-        return config
-
-
-def _bn_mode(train_bn):
-    """TRAIN_BN -> BatchNorm's train_bn: False pins inference mode; True/None follow Keras."""
-    return False if train_bn is False else None
 
 
 def _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_bias, train_bn):
@@ -50,7 +17,7 @@ def _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_b
     f1, f2, f3 = filters
     conv_name = "res{}{}_branch".format(stage, block)
     bn_name = "bn{}{}_branch".format(stage, block)
-    mode = _bn_mode(train_bn)
+    mode = bn_mode(train_bn)
     x = layers.Conv2D(f1, (1, 1), strides=strides, name=conv_name + "2a",
                       use_bias=use_bias)(input_tensor)
     x = BatchNorm(train_bn=mode, name=bn_name + "2a")(x)
@@ -80,16 +47,17 @@ def conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2),
     shortcut = layers.Conv2D(filters[2], (1, 1), strides=strides,
                              name="res{}{}_branch1".format(stage, block),
                              use_bias=use_bias)(input_tensor)
-    shortcut = BatchNorm(train_bn=_bn_mode(train_bn),
+    shortcut = BatchNorm(train_bn=bn_mode(train_bn),
                          name="bn{}{}_branch1".format(stage, block))(shortcut)
     x = layers.Add()([x, shortcut])
     return layers.Activation("relu", name="res{}{}_out".format(stage, block))(x)
 
 
-def resnet_graph(input_image, architecture, stage5=True, train_bn=True):
+def resnet_graph(input_image, architecture, train_bn=True):
     """ResNet feature maps [C1, C2, C3, C4, C5] at strides 2, 4, 8, 16, 32.
 
-    architecture: "resnet50" or "resnet101"; stage5: build stage 5 (C5 is None otherwise).
+    architecture: "resnet50" or "resnet101". (Matterport's ``stage5=False`` is gone: the FPN
+    always needs C5.)
     """
     if architecture not in STAGE4_IDENTITY_BLOCKS:
         raise ValueError("architecture must be resnet50 or resnet101, got {!r}".format(
@@ -97,7 +65,7 @@ def resnet_graph(input_image, architecture, stage5=True, train_bn=True):
     # Stage 1: [B, H, W, C] -> [B, H/4, W/4, 64]
     x = layers.ZeroPadding2D((3, 3))(input_image)
     x = layers.Conv2D(64, (7, 7), strides=(2, 2), name="conv1", use_bias=True)(x)
-    x = BatchNorm(train_bn=_bn_mode(train_bn), name="bn_conv1")(x)
+    x = BatchNorm(train_bn=bn_mode(train_bn), name="bn_conv1")(x)
     x = layers.Activation("relu")(x)
     C1 = x = layers.MaxPooling2D((3, 3), strides=(2, 2), padding="same")(x)
     # Stage 2
@@ -116,11 +84,9 @@ def resnet_graph(input_image, architecture, stage5=True, train_bn=True):
                            train_bn=train_bn)
     C4 = x
     # Stage 5
-    C5 = None
-    if stage5:
-        x = conv_block(x, 3, [512, 512, 2048], stage=5, block="a", train_bn=train_bn)
-        x = identity_block(x, 3, [512, 512, 2048], stage=5, block="b", train_bn=train_bn)
-        C5 = identity_block(x, 3, [512, 512, 2048], stage=5, block="c", train_bn=train_bn)
+    x = conv_block(x, 3, [512, 512, 2048], stage=5, block="a", train_bn=train_bn)
+    x = identity_block(x, 3, [512, 512, 2048], stage=5, block="b", train_bn=train_bn)
+    C5 = identity_block(x, 3, [512, 512, 2048], stage=5, block="c", train_bn=train_bn)
     return [C1, C2, C3, C4, C5]
 
 

@@ -1,32 +1,27 @@
-"""TensorFlow box helpers used inside the graph (the NumPy versions live in ``utils``).
+"""TensorFlow box helpers used inside the graph (the NumPy versions live in ``mrcnn.boxes``).
 
-Boxes are ``[..., (y1, x1, y2, x2)]`` in normalized coordinates unless stated otherwise.
+Boxes are ``[..., (y1, x1, y2, x2)]`` in normalized coordinates unless stated otherwise. Box
+deltas go through the one coder of :mod:`mrcnn.box_coder`, with :data:`TF` as its namespace.
 """
 
-import math
+import types
 
 import tensorflow as tf
 
-# Largest log-scale delta applied: a box can grow at most 1000/16 times in one refinement (as
-# in detectron2). Untrained or diverging heads otherwise overflow exp() into inf/NaN boxes,
-# which crash crop_and_resize.
-MAX_LOG_SCALE = math.log(1000.0 / 16)
+from mrcnn import box_coder, image_meta
+
+# The array functions box_coder needs, from TensorFlow.
+TF = types.SimpleNamespace(log=tf.math.log, exp=tf.exp, minimum=tf.minimum, stack=tf.stack)
 
 
 def apply_box_deltas_graph(boxes, deltas):
-    """Apply ``[..., (dy, dx, log(dh), log(dw))]`` deltas to ``[..., 4]`` boxes.
+    """Apply ``[..., (dy, dx, log(dh), log(dw))]`` deltas to ``[..., 4]`` boxes (clamped)."""
+    return box_coder.decode(boxes, deltas, TF)
 
-    The log-scale deltas are clamped at MAX_LOG_SCALE so that the result stays finite.
-    """
-    height = boxes[..., 2] - boxes[..., 0]
-    width = boxes[..., 3] - boxes[..., 1]
-    center_y = boxes[..., 0] + 0.5 * height + deltas[..., 0] * height
-    center_x = boxes[..., 1] + 0.5 * width + deltas[..., 1] * width
-    height = height * tf.exp(tf.minimum(deltas[..., 2], MAX_LOG_SCALE))
-    width = width * tf.exp(tf.minimum(deltas[..., 3], MAX_LOG_SCALE))
-    y1 = center_y - 0.5 * height
-    x1 = center_x - 0.5 * width
-    return tf.stack([y1, x1, y1 + height, x1 + width], axis=-1)
+
+def box_refinement_graph(box, gt_box):
+    """Deltas [..., (dy, dx, log(dh), log(dw))] that turn ``box`` into ``gt_box``."""
+    return box_coder.encode(tf.cast(box, tf.float32), tf.cast(gt_box, tf.float32), TF)
 
 
 def clip_boxes_graph(boxes, window):
@@ -57,25 +52,6 @@ def overlaps_graph(boxes1, boxes2):
     return tf.math.divide_no_nan(intersection, union)
 
 
-def box_refinement_graph(box, gt_box):
-    """Deltas [N, (dy, dx, log(dh), log(dw))] that turn ``box`` into ``gt_box``."""
-    box = tf.cast(box, tf.float32)
-    gt_box = tf.cast(gt_box, tf.float32)
-    height = box[:, 2] - box[:, 0]
-    width = box[:, 3] - box[:, 1]
-    center_y = box[:, 0] + 0.5 * height
-    center_x = box[:, 1] + 0.5 * width
-    gt_height = gt_box[:, 2] - gt_box[:, 0]
-    gt_width = gt_box[:, 3] - gt_box[:, 1]
-    gt_center_y = gt_box[:, 0] + 0.5 * gt_height
-    gt_center_x = gt_box[:, 1] + 0.5 * gt_width
-    dy = (gt_center_y - center_y) / height
-    dx = (gt_center_x - center_x) / width
-    dh = tf.math.log(gt_height / height)
-    dw = tf.math.log(gt_width / width)
-    return tf.stack([dy, dx, dh, dw], axis=1)
-
-
 def norm_boxes_graph(boxes, shape):
     """Pixel boxes -> normalized coordinates; ``shape`` is (height, width)."""
     h, w = tf.split(tf.cast(shape, tf.float32), 2)
@@ -91,12 +67,5 @@ def trim_zeros_graph(boxes, name="trim_zeros"):
 
 
 def parse_image_meta_graph(meta):
-    """Split [batch, meta_size] image meta into named tensors (see data.compose_image_meta)."""
-    return {
-        "image_id": meta[:, 0],
-        "original_image_shape": meta[:, 1:4],
-        "image_shape": meta[:, 4:7],
-        "window": meta[:, 7:11],
-        "scale": meta[:, 11],
-        "active_class_ids": meta[:, 12:],
-    }
+    """Split [batch, meta_size] image meta into named tensors (layout: mrcnn.image_meta)."""
+    return image_meta.split_image_meta(meta)

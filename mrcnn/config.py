@@ -6,9 +6,12 @@ default value, so existing configuration classes keep working unchanged.
 """
 
 import copy
+import importlib
 import numbers
 
 import numpy as np
+
+from mrcnn import image_meta
 
 # The five loss names; LOSS_WEIGHTS keys must be among these.
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss",
@@ -50,7 +53,8 @@ class Config:
     # --- run -------------------------------------------------------------------------------
     # Name the configurations: it is the prefix of the log directory and checkpoint files.
     NAME = None
-    # Number of devices to train on (one replica per device through tf.distribute).
+    # Matterport's device count. mrcnn trains on one device; BATCH_SIZE is still
+    # IMAGES_PER_GPU * GPU_COUNT.
     GPU_COUNT = 1
     # Images per device per step. 12GB GPUs fit two 1024x1024 images.
     IMAGES_PER_GPU = 2
@@ -130,7 +134,8 @@ class Config:
     # Standard deviations used to normalise head box deltas.
     BBOX_STD_DEV = np.array([0.1, 0.1, 0.2, 0.2])
     ROI_POSITIVE_IOU = 0.5
-    # Train the heads on RPN proposals (True) or on externally supplied RoIs (False).
+    # Matterport's switch to train the heads on externally generated RoIs (False); mrcnn always
+    # trains them on RPN proposals, and validate() rejects False.
     USE_RPN_ROIS = True
 
     # --- detection -------------------------------------------------------------------------
@@ -154,7 +159,7 @@ class Config:
     }
     # False freezes BatchNorm (statistics and affine weights): best with small batches.
     TRAIN_BN = False
-    # Global gradient norm clip.
+    # Clip each gradient tensor to this L2 norm (Keras clipnorm, as Matterport); None: no clip.
     GRADIENT_CLIP_NORM = 5.0
 
     # --- ours ------------------------------------------------------------------------------
@@ -181,9 +186,7 @@ class Config:
         self.BATCH_SIZE = self.IMAGES_PER_GPU * self.GPU_COUNT
         side = self.IMAGE_MIN_DIM if self.IMAGE_RESIZE_MODE == "crop" else self.IMAGE_MAX_DIM
         self.IMAGE_SHAPE = np.array([side, side, self.IMAGE_CHANNEL_COUNT])
-        # image_id (1) + original_image_shape (3) + image_shape (3) + window (4) + scale (1)
-        # + active_class_ids (NUM_CLASSES)
-        self.IMAGE_META_SIZE = 1 + 3 + 3 + 4 + 1 + self.NUM_CLASSES
+        self.IMAGE_META_SIZE = image_meta.meta_size(self.NUM_CLASSES)
 
     def _attribute_names(self):
         """Upper-case attribute names, sorted (the configuration proper)."""
@@ -269,6 +272,9 @@ class Config:
             fail("RPN_NEGATIVE_IOU ({}) must not exceed RPN_POSITIVE_IOU ({})".format(
                 self.RPN_NEGATIVE_IOU, self.RPN_POSITIVE_IOU))
 
+        if not self.USE_RPN_ROIS:
+            fail("USE_RPN_ROIS=False (training the heads on externally generated RoIs) is not "
+                 "supported; the heads train on RPN proposals")
         if str(self.OPTIMIZER).lower() not in OPTIMIZERS:
             fail("OPTIMIZER must be one of {}, got {!r}".format(OPTIMIZERS, self.OPTIMIZER))
         unknown = set(self.LOSS_WEIGHTS) - set(LOSS_NAMES)
@@ -292,3 +298,19 @@ class Config:
         for name, value in self.to_dict().items():
             print("{:30} {}".format(name, value))
         print("\n")
+
+
+def load_config_class(spec):
+    """The class named by ``'package.module:ClassName'`` (``--config`` of the command lines).
+
+    Raises ValueError for a malformed spec and for a name that is not a Config subclass.
+    """
+    module_name, sep, class_name = str(spec).partition(":")
+    if not sep or not module_name or not class_name:
+        raise ValueError("a config must be given as 'package.module:ConfigClass', got {!r}"
+                         .format(spec))
+    cls = getattr(importlib.import_module(module_name), class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Config)):
+        raise ValueError("{!r} is not a Config subclass in module {!r}".format(class_name,
+                                                                            module_name))
+    return cls

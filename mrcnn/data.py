@@ -1,8 +1,8 @@
 """Training data: image meta, molding, ground-truth loading, RPN targets and the tf.data pipeline.
 
 Data flows one way: ``Dataset`` -> :func:`load_image_gt` (resize, augment, boxes, mini masks) ->
-:func:`build_rpn_targets` -> :func:`build_input_pipeline` (parallel, deterministic batches of the
-model's named inputs).
+:func:`build_input_pipeline` (parallel, deterministic batches of the model's named inputs, with
+the RPN targets of :func:`mrcnn.targets.rpn_targets_graph` added in a TensorFlow stage).
 """
 
 import threading
@@ -10,6 +10,8 @@ import threading
 import numpy as np
 
 from mrcnn import utils
+from mrcnn.image_meta import compose_image_meta, parse_image_meta  # noqa: F401 (Matterport API)
+from mrcnn.transform import mold_image, unmold_image  # noqa: F401 (Matterport API)
 
 # Input names of the training graph, in Matterport's order.
 INPUT_NAMES = ("input_image", "input_image_meta", "input_rpn_match", "input_rpn_bbox",
@@ -18,47 +20,6 @@ INPUT_NAMES = ("input_image", "input_image_meta", "input_rpn_match", "input_rpn_
 # imgaug augmenters that move pixels; only these are applied to masks (Matterport's list).
 IMGAUG_MASK_AUGMENTERS = ("Sequential", "SomeOf", "OneOf", "Sometimes", "Fliplr", "Flipud",
                           "CropAndPad", "Affine", "PiecewiseAffine")
-
-
-############################################################
-#  Image meta and molding
-############################################################
-
-def compose_image_meta(image_id, original_image_shape, image_shape, window, scale,
-                       active_class_ids):
-    """Pack image attributes into Matterport's 1-D meta vector.
-
-    image_id: int; original_image_shape / image_shape: [H, W, C] before / after resizing;
-    window: (y1, x1, y2, x2) of the real image inside the padded one; scale: resize factor;
-    active_class_ids: [NUM_CLASSES] with 1 for the classes of the image's source.
-    Returns [1 + 3 + 3 + 4 + 1 + NUM_CLASSES] float64.
-    """
-    return np.array([image_id] + list(original_image_shape) + list(image_shape) +
-                    list(window) + [scale] + list(active_class_ids))
-
-
-def parse_image_meta(meta):
-    """Unpack meta vectors ([batch, meta_size] or [meta_size]) into a dict of arrays."""
-    meta = np.asarray(meta)
-    return {
-        "image_id": meta[..., 0].astype(np.int32),
-        "original_image_shape": meta[..., 1:4].astype(np.int32),
-        "image_shape": meta[..., 4:7].astype(np.int32),
-        "window": meta[..., 7:11].astype(np.int32),
-        "scale": meta[..., 11].astype(np.float32),
-        "active_class_ids": meta[..., 12:].astype(np.int32),
-    }
-
-
-def mold_image(images, config):
-    """Subtract the mean pixel; returns float32 (the network's input)."""
-    return images.astype(np.float32) - config.MEAN_PIXEL.astype(np.float32)
-
-
-def unmold_image(normalized_images, config):
-    """Inverse of :func:`mold_image`: add the mean pixel back, as uint8."""
-    # Round before the cast: float32 molding leaves 117 as 116.99997, which a cast floors.
-    return np.clip(np.round(normalized_images + config.MEAN_PIXEL), 0, 255).astype(np.uint8)
 
 
 ############################################################
@@ -211,12 +172,10 @@ def _check_gt(dataset, config, image_id, image, mask, class_ids):
 
 
 def build_rpn_targets(image_shape, anchors, gt_class_ids, gt_boxes, config, rng=None):
-    """RPN training targets for one image (Matterport's rules).
+    """RPN training targets for one image, as NumPy arrays (Matterport's function).
 
-    An anchor is positive when its IoU with a GT box is >= RPN_POSITIVE_IOU (0.7), and every GT
-    box's best anchor(s) are positive too; negative when its best IoU is < RPN_NEGATIVE_IOU (0.3)
-    and it does not touch a crowd region; otherwise neutral. Positives are subsampled to at most
-    half of RPN_TRAIN_ANCHORS_PER_IMAGE and negatives fill the rest.
+    The rules are those of :func:`mrcnn.targets.rpn_targets_graph`, which this runs eagerly
+    (the input pipeline runs the same function inside tf.data); ``rng`` seeds the subsampling.
 
     anchors: [num_anchors, (y1, x1, y2, x2)]; gt_class_ids: [N]; gt_boxes: [N, (y1, x1, y2, x2)].
     Returns:
@@ -224,52 +183,13 @@ def build_rpn_targets(image_shape, anchors, gt_class_ids, gt_boxes, config, rng=
         rpn_bbox: [RPN_TRAIN_ANCHORS_PER_IMAGE, (dy, dx, log(dh), log(dw))] float32, the deltas
             of the positive anchors (in anchor order) divided by RPN_BBOX_STD_DEV, zero-padded.
     """
+    from mrcnn import targets
     rng = rng if rng is not None else np.random.default_rng()
-    num_train = config.RPN_TRAIN_ANCHORS_PER_IMAGE
-    rpn_match = np.zeros([anchors.shape[0]], dtype=np.int32)
-    rpn_bbox = np.zeros((num_train, 4), dtype=np.float32)
-    gt_class_ids = np.asarray(gt_class_ids).reshape(-1)
-    gt_boxes = np.asarray(gt_boxes).reshape(-1, 4)
-
-    # Anchors that overlap crowd regions are neither positive nor negative.
-    crowd = gt_class_ids < 0
-    if np.any(crowd):
-        crowd_iou_max = np.amax(utils.compute_overlaps(anchors, gt_boxes[crowd]), axis=1)
-        no_crowd = crowd_iou_max < 0.001
-        gt_boxes = gt_boxes[~crowd]
-    else:
-        no_crowd = np.ones([anchors.shape[0]], dtype=bool)
-
-    if gt_boxes.shape[0]:
-        overlaps = utils.compute_overlaps(anchors, gt_boxes)      # [anchors, gt]
-        anchor_iou_argmax = np.argmax(overlaps, axis=1)
-        anchor_iou_max = overlaps[np.arange(overlaps.shape[0]), anchor_iou_argmax]
-        rpn_match[(anchor_iou_max < config.RPN_NEGATIVE_IOU) & no_crowd] = -1
-        # Each GT box's best anchors (ties included) are positive, whatever their IoU, so that
-        # no object goes without a positive anchor. A GT that touches no anchor has none.
-        gt_iou_max = np.max(overlaps, axis=0)
-        best = (overlaps == gt_iou_max[None, :]) & (gt_iou_max[None, :] > 0)
-        rpn_match[np.any(best, axis=1)] = 1
-        rpn_match[anchor_iou_max >= config.RPN_POSITIVE_IOU] = 1
-    else:
-        anchor_iou_argmax = None
-        rpn_match[no_crowd] = -1
-
-    # Balance: at most half positives, negatives fill up to num_train.
-    ids = np.where(rpn_match == 1)[0]
-    extra = len(ids) - num_train // 2
-    if extra > 0:
-        rpn_match[rng.choice(ids, extra, replace=False)] = 0
-    ids = np.where(rpn_match == -1)[0]
-    extra = len(ids) - (num_train - np.sum(rpn_match == 1))
-    if extra > 0:
-        rpn_match[rng.choice(ids, extra, replace=False)] = 0
-
-    ids = np.where(rpn_match == 1)[0]
-    if len(ids):
-        deltas = utils.box_refinement(anchors[ids], gt_boxes[anchor_iou_argmax[ids]])
-        rpn_bbox[:len(ids)] = deltas / np.asarray(config.RPN_BBOX_STD_DEV, dtype=np.float32)
-    return rpn_match, rpn_bbox
+    rpn_match, rpn_bbox = targets.rpn_targets_graph(
+        np.asarray(anchors, np.float32), np.asarray(gt_class_ids, np.int32).reshape(-1),
+        np.asarray(gt_boxes, np.float32).reshape(-1, 4), targets.rpn_target_params(config),
+        seed=rng.integers(0, 2 ** 31 - 1, size=2))
+    return rpn_match.numpy(), rpn_bbox.numpy()
 
 
 ############################################################
@@ -315,7 +235,11 @@ class SampleBuilder:
         return self.dataset.image_ids[order[position]]
 
     def __call__(self, k):
-        """The k-th sample: a tuple in ``INPUT_NAMES`` order, not batched."""
+        """The k-th sample's NumPy part, not batched: a tuple in ``BUILDER_NAMES`` order.
+
+        The RPN targets are added by the pipeline's TensorFlow stage (see
+        :func:`build_input_pipeline`).
+        """
         config = self.config
         rng = np.random.default_rng([self.seed, 1, int(k)])
         image_id = self.image_id(k)
@@ -331,10 +255,6 @@ class SampleBuilder:
             image, image_meta, class_ids, boxes, masks = load_image_gt(
                 self.dataset, config, image_id, rng=rng)
 
-        anchors = utils.get_anchors(config, image.shape)
-        rpn_match, rpn_bbox = build_rpn_targets(image.shape, anchors, class_ids, boxes, config,
-                                                rng=rng)
-
         # Keep at most MAX_GT_INSTANCES (a random subset), then zero-pad to that many.
         max_gt = config.MAX_GT_INSTANCES
         if class_ids.shape[0] > max_gt:
@@ -348,9 +268,13 @@ class SampleBuilder:
         gt_boxes[:n] = boxes
         gt_masks[:, :, :n] = masks
 
-        return (mold_image(image, config), image_meta.astype(np.float32),
-                rpn_match[:, np.newaxis].astype(np.int32), rpn_bbox.astype(np.float32),
-                gt_class_ids, gt_boxes, gt_masks)
+        return (mold_image(image, config), image_meta.astype(np.float32), gt_class_ids,
+                gt_boxes, gt_masks)
+
+
+# Outputs of SampleBuilder, in order.
+BUILDER_NAMES = ("input_image", "input_image_meta", "input_gt_class_ids", "input_gt_boxes",
+                 "input_gt_masks")
 
 
 def resolve_seed(config):
@@ -360,30 +284,22 @@ def resolve_seed(config):
     return int(np.random.SeedSequence().entropy % (2 ** 31))
 
 
-def input_signature(config, image_shape=None):
-    """(dtype, shape) per model input of one unbatched sample, in ``INPUT_NAMES`` order.
+def builder_signature(config, image_shape=None):
+    """{name: (dtype, shape)} of one unbatched SampleBuilder output, in ``BUILDER_NAMES`` order.
 
     image_shape: the fixed image shape, or None for a variable size (modes none and pad64).
     """
     import tensorflow as tf
-    if image_shape is None:
-        h = w = None
-        num_anchors = None
-    else:
-        h, w = int(image_shape[0]), int(image_shape[1])
-        num_anchors = utils.get_anchors(config, image_shape).shape[0]
-    c = config.IMAGE_CHANNEL_COUNT
+    h, w = (None, None) if image_shape is None else (int(image_shape[0]), int(image_shape[1]))
     mask_hw = tuple(config.MINI_MASK_SHAPE) if config.USE_MINI_MASK else (h, w)
     max_gt = config.MAX_GT_INSTANCES
-    return (
-        (tf.float32, (h, w, c)),
-        (tf.float32, (config.IMAGE_META_SIZE,)),
-        (tf.int32, (num_anchors, 1)),
-        (tf.float32, (config.RPN_TRAIN_ANCHORS_PER_IMAGE, 4)),
-        (tf.int32, (max_gt,)),
-        (tf.int32, (max_gt, 4)),
-        (tf.bool, mask_hw + (max_gt,)),
-    )
+    return {
+        "input_image": (tf.float32, (h, w, config.IMAGE_CHANNEL_COUNT)),
+        "input_image_meta": (tf.float32, (config.IMAGE_META_SIZE,)),
+        "input_gt_class_ids": (tf.int32, (max_gt,)),
+        "input_gt_boxes": (tf.int32, (max_gt, 4)),
+        "input_gt_masks": (tf.bool, mask_hw + (max_gt,)),
+    }
 
 
 def build_input_pipeline(dataset, config, shuffle=True, augmentation=None,
@@ -401,6 +317,8 @@ def build_input_pipeline(dataset, config, shuffle=True, augmentation=None,
     start_index: index of the first sample (to resume a run where it stopped).
     """
     import tensorflow as tf
+
+    from mrcnn import targets
     batch_size = batch_size or config.BATCH_SIZE
     seed = resolve_seed(config) if seed is None else seed
     builder = SampleBuilder(dataset, config, shuffle=shuffle, augmentation=augmentation,
@@ -410,14 +328,34 @@ def build_input_pipeline(dataset, config, shuffle=True, augmentation=None,
         raise ValueError("IMAGE_RESIZE_MODE={!r} gives images of different sizes, which cannot "
                          "be batched; use a batch size of 1 (IMAGES_PER_GPU=1) or the 'square' "
                          "mode".format(config.IMAGE_RESIZE_MODE))
-    signature = input_signature(config, config.IMAGE_SHAPE if fixed else None)
+    signature = builder_signature(config, config.IMAGE_SHAPE if fixed else None)
+    rpn_params = targets.rpn_target_params(config)
+    # Pixel anchors: one constant for fixed-size images, computed per image otherwise.
+    fixed_anchors = tf.constant(utils.get_anchors(config, config.IMAGE_SHAPE), tf.float32) \
+        if fixed else None
+
+    def image_anchors(image_shape):
+        return utils.get_anchors(config, image_shape).astype(np.float32)
 
     def load(k):
-        outputs = tf.numpy_function(builder, [k], [dtype for dtype, _ in signature],
+        outputs = tf.numpy_function(builder, [k], [dtype for dtype, _ in signature.values()],
                                     stateful=False)
-        for tensor, (_, shape) in zip(outputs, signature):
-            tensor.set_shape(shape)
-        return dict(zip(INPUT_NAMES, outputs))
+        sample = {}
+        for name, tensor in zip(BUILDER_NAMES, outputs):
+            tensor.set_shape(signature[name][1])
+            sample[name] = tensor
+        anchors = fixed_anchors
+        if anchors is None:
+            anchors = tf.numpy_function(image_anchors, [tf.shape(sample["input_image"])],
+                                        tf.float32, stateful=False)
+            anchors.set_shape([None, 4])
+        # RPN targets in TensorFlow, seeded by (seed, k) so that the stream is reproducible.
+        rpn_match, rpn_bbox = targets.rpn_targets_graph(
+            anchors, sample["input_gt_class_ids"], sample["input_gt_boxes"], rpn_params,
+            seed=tf.stack([tf.constant(seed, tf.int64), k]))
+        sample["input_rpn_match"] = rpn_match[:, tf.newaxis]
+        sample["input_rpn_bbox"] = rpn_bbox
+        return {name: sample[name] for name in INPUT_NAMES}
 
     stop = None if repeat else start_index + builder.num_images
     ds = tf.data.Dataset.range(start_index, stop if stop is not None else np.iinfo(np.int64).max)

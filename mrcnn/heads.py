@@ -1,10 +1,12 @@
 """The classifier/box head and the mask head, on RoIAlign features."""
 
+import inspect
+
 import keras
 import tensorflow as tf
 from keras import layers
 
-from mrcnn.backbone import BatchNorm, _bn_mode
+from mrcnn.layers import BatchNorm, bn_mode
 from mrcnn.roi_align import PyramidROIAlign
 
 
@@ -20,6 +22,10 @@ class RoiDistributed(layers.Wrapper):
     layer's weights under its own name (e.g. ``mrcnn_class_conv1``), as TimeDistributed did.
     """
 
+    def __init__(self, layer, **kwargs):
+        super().__init__(layer, **kwargs)
+        self._pass_training = "training" in inspect.signature(layer.call).parameters
+
     def build(self, input_shape):
         if not self.layer.built:
             self.layer.build((None,) + tuple(input_shape[2:]))
@@ -34,7 +40,7 @@ class RoiDistributed(layers.Wrapper):
         inner_dims = [d if d is not None else -1 for d in inputs.shape[2:]]
         x = tf.reshape(inputs, [-1] + inner_dims) if -1 not in inner_dims else \
             tf.reshape(inputs, tf.concat([[-1], shape[2:]], axis=0))
-        kwargs = {"training": training} if self.layer._call_has_training_arg else {}
+        kwargs = {"training": training} if self._pass_training else {}
         y = self.layer.call(x, **kwargs)
         y = tf.reshape(y, tf.concat([shape[:2], tf.shape(y)[1:]], axis=0))
         y.set_shape([inputs.shape[0], inputs.shape[1]] + list(
@@ -52,47 +58,65 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
         probs: [batch, num_rois, NUM_CLASSES]
         bbox: [batch, num_rois, NUM_CLASSES, (dy, dx, log(dh), log(dw))]
     """
-    mode = _bn_mode(train_bn)
+    mode = bn_mode(train_bn)
     x = PyramidROIAlign([pool_size, pool_size], name="roi_align_classifier")(
         [rois, image_meta] + feature_maps)                   # [B, R, pool, pool, C]
     # Two "fully connected" layers as convolutions: a pool x pool conv then a 1x1 conv.
-    x = RoiDistributed(layers.Conv2D(fc_layers_size, (pool_size, pool_size),
-                                             padding="valid"), name="mrcnn_class_conv1")(x)
+    x = RoiDistributed(layers.Conv2D(fc_layers_size, (pool_size, pool_size), padding="valid"),
+                       name="mrcnn_class_conv1")(x)
     x = RoiDistributed(BatchNorm(train_bn=mode), name="mrcnn_class_bn1")(x)
     x = layers.Activation("relu")(x)
-    x = RoiDistributed(layers.Conv2D(fc_layers_size, (1, 1)),
-                               name="mrcnn_class_conv2")(x)
+    x = RoiDistributed(layers.Conv2D(fc_layers_size, (1, 1)), name="mrcnn_class_conv2")(x)
     x = RoiDistributed(BatchNorm(train_bn=mode), name="mrcnn_class_bn2")(x)
     x = layers.Activation("relu")(x)
     shared = layers.Reshape((-1, fc_layers_size), name="pool_squeeze")(x)   # [B, R, fc]
 
-    logits = RoiDistributed(layers.Dense(num_classes),
-                                    name="mrcnn_class_logits")(shared)
+    logits = RoiDistributed(layers.Dense(num_classes), name="mrcnn_class_logits")(shared)
     probs = RoiDistributed(layers.Activation("softmax"), name="mrcnn_class")(logits)
     x = RoiDistributed(layers.Dense(num_classes * 4, activation="linear"),
-                               name="mrcnn_bbox_fc")(shared)
+                       name="mrcnn_bbox_fc")(shared)
     bbox = layers.Reshape((-1, num_classes, 4), name="mrcnn_bbox")(x)
     return logits, probs, bbox
 
 
 def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
                          channels=256):
-    """Mask head: 4 x (3x3 conv, BN, ReLU), a 2x deconv, and a 1x1 sigmoid conv.
+    """Mask head: 4 x (3x3 conv, BN, ReLU), a 2x deconv, and a 1x1 conv to one logit per class.
 
-    channels: width of the convolutions (256 in Matterport).
-    Returns [batch, num_rois, 2 * pool_size, 2 * pool_size, NUM_CLASSES] mask probabilities.
+    channels: width of the convolutions (256 in Matterport). The sigmoid is applied by the
+    caller (``mask_probabilities``): the loss takes the logits.
+    Returns [batch, num_rois, 2 * pool_size, 2 * pool_size, NUM_CLASSES] mask logits.
     """
-    mode = _bn_mode(train_bn)
+    mode = bn_mode(train_bn)
     x = PyramidROIAlign([pool_size, pool_size], name="roi_align_mask")(
         [rois, image_meta] + feature_maps)
     for i in range(1, 5):
         x = RoiDistributed(layers.Conv2D(channels, (3, 3), padding="same"),
-                                   name="mrcnn_mask_conv{}".format(i))(x)
-        x = RoiDistributed(BatchNorm(train_bn=mode),
-                                   name="mrcnn_mask_bn{}".format(i))(x)
+                           name="mrcnn_mask_conv{}".format(i))(x)
+        x = RoiDistributed(BatchNorm(train_bn=mode), name="mrcnn_mask_bn{}".format(i))(x)
         x = layers.Activation("relu")(x)
-    x = RoiDistributed(layers.Conv2DTranspose(channels, (2, 2), strides=2,
-                                                      activation="relu"),
-                               name="mrcnn_mask_deconv")(x)
-    return RoiDistributed(layers.Conv2D(num_classes, (1, 1), strides=1,
-                                                activation="sigmoid"), name="mrcnn_mask")(x)
+    x = RoiDistributed(layers.Conv2DTranspose(channels, (2, 2), strides=2, activation="relu"),
+                       name="mrcnn_mask_deconv")(x)
+    return RoiDistributed(layers.Conv2D(num_classes, (1, 1), strides=1),
+                          name="mrcnn_mask")(x)
+
+
+def mask_probabilities(mask_logits):
+    """Sigmoid of the mask head's logits (layer ``mrcnn_mask_probs``)."""
+    return layers.Activation("sigmoid", name="mrcnn_mask_probs")(mask_logits)
+
+
+def classifier_head(rois, feature_maps, image_meta, config):
+    """The default classifier/box head of ``MaskRCNN``: :func:`fpn_classifier_graph` with the
+    config's sizes. Returns (logits, probs, bbox)."""
+    return fpn_classifier_graph(rois, feature_maps, image_meta, config.POOL_SIZE,
+                                config.NUM_CLASSES, train_bn=config.TRAIN_BN,
+                                fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE)
+
+
+def mask_head(rois, feature_maps, image_meta, config):
+    """The default mask head of ``MaskRCNN``: :func:`build_fpn_mask_graph` with the config's
+    sizes. Returns mask logits."""
+    return build_fpn_mask_graph(rois, feature_maps, image_meta, config.MASK_POOL_SIZE,
+                                config.NUM_CLASSES, train_bn=config.TRAIN_BN,
+                                channels=config.MASK_HEAD_CHANNELS)

@@ -17,6 +17,7 @@ def _mean_or_zero(values):
     return tf.math.divide_no_nan(tf.reduce_sum(values), tf.cast(tf.size(values), values.dtype))
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 def rpn_class_loss(rpn_match, rpn_class_logits):
     """RPN foreground/background cross-entropy over the sampled anchors; neutral ones ignored.
 
@@ -31,6 +32,7 @@ def rpn_class_loss(rpn_match, rpn_class_logits):
     return _mean_or_zero(loss)
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 def rpn_bbox_loss(target_bbox, rpn_match, rpn_bbox):
     """Smooth L1 between the positive anchors' predicted and target deltas.
 
@@ -47,6 +49,7 @@ def rpn_bbox_loss(target_bbox, rpn_match, rpn_bbox):
     return _mean_or_zero(tf.reshape(smooth_l1(target, pred), [-1]))
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 def mrcnn_class_loss(target_class_ids, pred_class_logits, active_class_ids, rois):
     """Classifier cross-entropy over the sampled RoIs.
 
@@ -68,6 +71,7 @@ def mrcnn_class_loss(target_class_ids, pred_class_logits, active_class_ids, rois
     return tf.math.divide_no_nan(tf.reduce_sum(loss * weights), tf.reduce_sum(weights))
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 def mrcnn_bbox_loss(target_bbox, target_class_ids, pred_bbox):
     """Smooth L1 on the positive RoIs' deltas for their GT class.
 
@@ -82,11 +86,13 @@ def mrcnn_bbox_loss(target_bbox, target_class_ids, pred_bbox):
     return _mean_or_zero(tf.reshape(smooth_l1(target, pred), [-1]))
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 def mrcnn_mask_loss(target_masks, target_class_ids, pred_masks):
     """Binary cross-entropy of the positive RoIs' masks, on their GT class channel only.
 
     target_masks: [batch, rois, h, w] in {0, 1}; target_class_ids: [batch, rois];
-    pred_masks: [batch, rois, h, w, NUM_CLASSES] sigmoid probabilities.
+    pred_masks: [batch, rois, h, w, NUM_CLASSES] logits (the cross-entropy is computed from
+    logits, which stays exact where a sigmoid would saturate).
     """
     target_class_ids = tf.cast(target_class_ids, tf.int32)
     positive = tf.where(target_class_ids > 0)
@@ -94,11 +100,13 @@ def mrcnn_mask_loss(target_masks, target_class_ids, pred_masks):
     y_true = tf.gather_nd(target_masks, positive)                         # [P, h, w]
     y_pred = tf.gather_nd(pred_masks, positive)                           # [P, h, w, C]
     y_pred = tf.gather(tf.transpose(y_pred, [0, 3, 1, 2]), class_ids, batch_dims=1)
-    bce = keras.losses.binary_crossentropy(y_true[..., tf.newaxis], y_pred[..., tf.newaxis])
+    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(y_true, y_pred.dtype),
+                                                  logits=y_pred)
     return _mean_or_zero(tf.reshape(bce, [-1]))
 
 
-LOSS_FUNCTIONS = {
+# The default function of each loss output; MaskRCNN(losses={...}) replaces any of them.
+DEFAULT_LOSSES = {
     "rpn_class_loss": rpn_class_loss,
     "rpn_bbox_loss": rpn_bbox_loss,
     "mrcnn_class_loss": mrcnn_class_loss,
@@ -109,15 +117,27 @@ LOSS_FUNCTIONS = {
 
 @keras.saving.register_keras_serializable(package="mrcnn")
 class LossLayer(layers.Layer):
-    """Computes one of ``LOSS_FUNCTIONS`` (chosen by the layer's name) as a scalar output."""
+    """Computes ``fn(*inputs)`` as a scalar output of the training graph.
 
-    def __init__(self, name, **kwargs):
-        if name not in LOSS_FUNCTIONS:
-            raise ValueError("unknown loss {!r}; one of {}".format(name, list(LOSS_FUNCTIONS)))
-        super().__init__(name=name, **kwargs)
+    fn: a loss function; to save the layer's config it must be registered with
+    ``keras.saving.register_keras_serializable`` (the defaults are).
+    """
+
+    def __init__(self, fn, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(fn, (str, dict)):
+            fn = keras.saving.deserialize_keras_object(fn)
+        if not callable(fn):
+            raise TypeError("LossLayer needs a callable loss, got {!r}".format(fn))
+        self.fn = fn
 
     def call(self, inputs):
-        return LOSS_FUNCTIONS[self.name](*inputs)
+        return self.fn(*inputs)
 
     def compute_output_shape(self, input_shapes):
         return ()
+
+    def get_config(self):
+        config = super().get_config()
+        config["fn"] = keras.saving.serialize_keras_object(self.fn)
+        return config

@@ -1,11 +1,10 @@
 """Region proposal network: the shared RPN head, anchors in the graph, and ``ProposalLayer``."""
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from mrcnn import box_ops
+from mrcnn import box_ops, utils
 
 
 def build_rpn_model(anchor_stride, anchors_per_location, depth):
@@ -34,13 +33,36 @@ def build_rpn_model(anchor_stride, anchors_per_location, depth):
 class AnchorsLayer(layers.Layer):
     """Constant normalized anchors [num_anchors, 4], tiled to the batch of its input.
 
-    Used in training, where every image has the configured IMAGE_SHAPE. Inference takes the
-    anchors as an input instead, so that images of any padded size work.
+    Used in training, where every image has the configured IMAGE_SHAPE (inference takes the
+    anchors as an input instead, so that images of any padded size work). The layer keeps the
+    anchor parameters, not the anchors, so its config stays small.
+
+    scales, ratios, feature_strides, anchor_stride: as in ``utils.generate_pyramid_anchors``;
+    feature_shapes: [[height, width], ...] of each pyramid level; image_shape: (height, width).
     """
 
-    def __init__(self, anchors, **kwargs):
+    def __init__(self, scales, ratios, feature_shapes, feature_strides, anchor_stride,
+                 image_shape, **kwargs):
         super().__init__(**kwargs)
-        self.anchors = np.asarray(anchors, dtype=np.float32)
+        self.params = {
+            "scales": [float(v) for v in scales], "ratios": [float(v) for v in ratios],
+            "feature_shapes": [[int(v) for v in s] for s in feature_shapes],
+            "feature_strides": [int(v) for v in feature_strides],
+            "anchor_stride": int(anchor_stride),
+            "image_shape": [int(v) for v in image_shape[:2]],
+        }
+        anchors = utils.generate_pyramid_anchors(
+            self.params["scales"], self.params["ratios"], self.params["feature_shapes"],
+            self.params["feature_strides"], self.params["anchor_stride"])
+        self.anchors = utils.norm_boxes(anchors, self.params["image_shape"])
+
+    @classmethod
+    def from_config_object(cls, config, **kwargs):
+        """The training anchors of an ``mrcnn.config.Config``."""
+        return cls(config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS,
+                   utils.compute_backbone_shapes(config, config.IMAGE_SHAPE),
+                   config.BACKBONE_STRIDES, config.RPN_ANCHOR_STRIDE, config.IMAGE_SHAPE,
+                   **kwargs)
 
     def call(self, image):
         batch = tf.shape(image)[0]
@@ -52,7 +74,7 @@ class AnchorsLayer(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config["anchors"] = self.anchors.tolist()
+        config.update(self.params)
         return config
 
 

@@ -1,81 +1,117 @@
-"""``DetectionTargetLayer``: samples RoIs for the heads and builds their class, box and mask targets.
+"""Training targets: RPN targets for the anchors and ``DetectionTargetLayer`` for the RoIs.
 
-(RPN targets are built in NumPy by ``mrcnn.data.build_rpn_targets``, in the input pipeline.)
+Both match candidates to GT boxes and sample them with :mod:`mrcnn.matching`, and encode box
+targets with :mod:`mrcnn.box_coder`. The RPN targets are built in the input pipeline (a TF stage
+after the NumPy sample builder); the RoI targets inside the training graph.
 """
 
 import keras
 import tensorflow as tf
 from keras import layers
 
-from mrcnn import box_ops
+from mrcnn import box_ops, matching
+from mrcnn.box_coder import BoxCoder
+
+# A candidate whose IoU with a crowd region reaches this is never a negative (Matterport).
+CROWD_IOU = 0.001
+
+
+def _split_crowd(candidates, gt_class_ids, gt_boxes):
+    """(non-crowd mask [G], "touches no crowd region" [N]) for candidates [N, 4]."""
+    crowd_boxes = tf.boolean_mask(gt_boxes, gt_class_ids < 0)
+    crowd_iou = tf.concat([box_ops.overlaps_graph(candidates, crowd_boxes),
+                           tf.zeros([tf.shape(candidates)[0], 1])], axis=1)
+    return gt_class_ids > 0, tf.reduce_max(crowd_iou, axis=1) < CROWD_IOU
+
+
+def rpn_target_params(config):
+    """The RPN target settings of a Config, as :func:`rpn_targets_graph` takes them."""
+    return {"num_samples": int(config.RPN_TRAIN_ANCHORS_PER_IMAGE),
+            "positive_iou": float(config.RPN_POSITIVE_IOU),
+            "negative_iou": float(config.RPN_NEGATIVE_IOU),
+            "std_dev": [float(v) for v in config.RPN_BBOX_STD_DEV]}
+
+
+def rpn_targets_graph(anchors, gt_class_ids, gt_boxes, params, seed=None):
+    """RPN targets for one image (Matterport's rules).
+
+    An anchor is positive when its IoU with a GT box is >= positive_iou (0.7), and every GT box's
+    best anchors are positive too; negative when its best IoU is < negative_iou (0.3) and it does
+    not touch a crowd region; otherwise neutral. At most half of num_samples are positives and
+    negatives fill the rest.
+
+    anchors: [A, (y1, x1, y2, x2)]; gt_class_ids: [G] (0 = padding, negative = crowd); gt_boxes:
+    [G, 4] in the anchors' frame. seed: see :func:`mrcnn.matching.sample`.
+    Returns rpn_match [A] int32 (1, -1, 0) and rpn_bbox [num_samples, (dy, dx, log(dh),
+    log(dw))] float32: the positives' deltas in anchor order, divided by std_dev, zero-padded.
+    """
+    anchors = tf.cast(anchors, tf.float32)
+    gt_boxes = tf.cast(gt_boxes, tf.float32)
+    gt_class_ids = tf.cast(gt_class_ids, tf.int32)
+    num_samples = params["num_samples"]
+    non_crowd, no_crowd_touch = _split_crowd(anchors, gt_class_ids, gt_boxes)
+    gt_boxes = tf.boolean_mask(gt_boxes, non_crowd)
+    labels, matches = matching.match(
+        box_ops.overlaps_graph(anchors, gt_boxes), params["positive_iou"],
+        params["negative_iou"], allow_low_quality=True, negative_allowed=no_crowd_touch)
+    positive, negative = matching.sample(labels, num_samples, 0.5, "fill", seed)
+    # The RPN box loss pairs targets with positive anchors in anchor order.
+    positive = tf.sort(positive)
+    num_anchors = tf.shape(anchors)[0]
+    rpn_match = tf.scatter_nd(positive[:, tf.newaxis], tf.ones_like(positive), [num_anchors]) - \
+        tf.scatter_nd(negative[:, tf.newaxis], tf.ones_like(negative), [num_anchors])
+    coder = BoxCoder(params["std_dev"], box_ops.TF)
+    deltas = coder.encode(tf.gather(anchors, positive),
+                          tf.gather(gt_boxes, tf.gather(matches, positive)))
+    rpn_bbox = tf.pad(deltas, [[0, num_samples - tf.shape(deltas)[0]], [0, 0]])
+    rpn_bbox.set_shape([num_samples, 4])
+    return rpn_match, rpn_bbox
 
 
 def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, params):
-    """Targets for one image.
+    """RoI targets for one image.
 
     proposals: [num_proposals, 4] normalized, zero-padded; gt_class_ids: [max_gt] int
     (negative = crowd, 0 = padding); gt_boxes: [max_gt, 4] normalized; gt_masks:
     [mask_h, mask_w, max_gt] (full-image or mini masks).
 
-    Positives are proposals with IoU >= ROI_POSITIVE_IOU with a non-crowd GT box, at most
-    TRAIN_ROIS_PER_IMAGE * ROI_POSITIVE_RATIO of them; negatives (IoU below that and not touching
-    a crowd box) are taken so that positives make up ROI_POSITIVE_RATIO of the sample, as in
+    Positives are proposals with IoU >= roi_positive_iou with a non-crowd GT box, at most
+    train_rois_per_image * roi_positive_ratio of them; negatives (IoU below that and not touching
+    a crowd box) are taken so that positives make up roi_positive_ratio of the sample, as in
     Matterport. An image without positives (e.g. no objects) gets
-    TRAIN_ROIS_PER_IMAGE * (1 - ROI_POSITIVE_RATIO) negatives so that it still trains the
+    train_rois_per_image * (1 - roi_positive_ratio) negatives so that it still trains the
     classifier on background.
 
-    Returns (each padded to TRAIN_ROIS_PER_IMAGE rows, positives first):
+    Returns (each padded to train_rois_per_image rows, positives first):
         rois: [rois, 4] normalized; class_ids: [rois] int32; deltas: [rois, 4] (divided by
-        BBOX_STD_DEV); masks: [rois, MASK_SHAPE[0], MASK_SHAPE[1]] in {0, 1}.
+        bbox_std_dev); masks: [rois, mask_h, mask_w] in {0, 1}.
     """
     num_rois = params["train_rois_per_image"]
-    ratio = params["roi_positive_ratio"]
     proposals, _ = box_ops.trim_zeros_graph(proposals, name="trim_proposals")
     gt_boxes, non_zeros = box_ops.trim_zeros_graph(gt_boxes, name="trim_gt_boxes")
-    gt_class_ids = tf.boolean_mask(gt_class_ids, non_zeros)
-    gt_masks = tf.transpose(tf.boolean_mask(tf.transpose(gt_masks, [2, 0, 1]), non_zeros),
-                            [1, 2, 0])
+    gt_class_ids = tf.cast(tf.boolean_mask(gt_class_ids, non_zeros), tf.int32)
+    gt_masks = tf.boolean_mask(tf.transpose(gt_masks, [2, 0, 1]), non_zeros)   # [G, h, w]
 
     # Crowd boxes only veto negatives; they are no targets.
-    crowd_boxes = tf.gather(gt_boxes, tf.where(gt_class_ids < 0)[:, 0])
-    non_crowd = tf.where(gt_class_ids > 0)[:, 0]
-    gt_class_ids = tf.gather(gt_class_ids, non_crowd)
-    gt_boxes = tf.gather(gt_boxes, non_crowd)
-    gt_masks = tf.gather(gt_masks, non_crowd, axis=2)
-    # A zero "dummy" GT keeps argmax defined when the image has no objects; its IoU is 0, so
-    # no RoI is ever assigned to it.
-    gt_boxes = tf.concat([gt_boxes, tf.zeros([1, 4], gt_boxes.dtype)], axis=0)
-    gt_class_ids = tf.concat([gt_class_ids, tf.zeros([1], gt_class_ids.dtype)], axis=0)
-    gt_masks = tf.concat([tf.cast(gt_masks, tf.float32),
-                          tf.zeros(tf.concat([tf.shape(gt_masks)[:2], [1]], 0))], axis=2)
+    non_crowd, no_crowd_touch = _split_crowd(proposals, gt_class_ids, gt_boxes)
+    gt_class_ids = tf.boolean_mask(gt_class_ids, non_crowd)
+    gt_boxes = tf.boolean_mask(gt_boxes, non_crowd)
+    gt_masks = tf.boolean_mask(gt_masks, non_crowd)
 
-    overlaps = box_ops.overlaps_graph(proposals, gt_boxes)              # [P, G + 1]
-    crowd_iou_max = tf.reduce_max(
-        tf.concat([box_ops.overlaps_graph(proposals, crowd_boxes),
-                   tf.zeros([tf.shape(proposals)[0], 1])], axis=1), axis=1)
-    roi_iou_max = tf.reduce_max(overlaps, axis=1)
-    positive_indices = tf.where(roi_iou_max >= params["roi_positive_iou"])[:, 0]
-    negative_indices = tf.where((roi_iou_max < params["roi_positive_iou"]) &
-                                (crowd_iou_max < 0.001))[:, 0]
-
-    positive_indices = tf.random.shuffle(positive_indices)[:int(num_rois * ratio)]
-    positive_count = tf.shape(positive_indices)[0]
-    negative_count = tf.where(
-        positive_count > 0,
-        tf.cast(tf.cast(positive_count, tf.float32) / ratio, tf.int32) - positive_count,
-        num_rois - int(num_rois * ratio))
-    negative_indices = tf.random.shuffle(negative_indices)[:negative_count]
-    positive_rois = tf.gather(proposals, positive_indices)
-    negative_rois = tf.gather(proposals, negative_indices)
-
-    assignment = tf.argmax(tf.gather(overlaps, positive_indices), axis=1)
+    labels, matches = matching.match(
+        box_ops.overlaps_graph(proposals, gt_boxes), params["roi_positive_iou"],
+        params["roi_positive_iou"], negative_allowed=no_crowd_touch)
+    positive, negative = matching.sample(labels, num_rois, params["roi_positive_ratio"],
+                                         "ratio")
+    positive_rois = tf.gather(proposals, positive)
+    negative_rois = tf.gather(proposals, negative)
+    assignment = tf.gather(matches, positive)
     roi_gt_boxes = tf.gather(gt_boxes, assignment)
-    roi_gt_class_ids = tf.cast(tf.gather(gt_class_ids, assignment), tf.int32)
-    deltas = box_ops.box_refinement_graph(positive_rois, roi_gt_boxes)
-    deltas = deltas / tf.constant(params["bbox_std_dev"], tf.float32)
+    roi_gt_class_ids = tf.gather(gt_class_ids, assignment)
+    deltas = BoxCoder(params["bbox_std_dev"], box_ops.TF).encode(positive_rois, roi_gt_boxes)
 
-    # Mask targets: cut each positive RoI out of its GT mask and resize to MASK_SHAPE.
-    roi_masks = tf.gather(tf.transpose(gt_masks, [2, 0, 1])[..., tf.newaxis], assignment)
+    # Mask targets: cut each positive RoI out of its GT mask and resize to the mask shape.
+    roi_masks = tf.gather(tf.cast(gt_masks, tf.float32), assignment)[..., tf.newaxis]
     boxes = positive_rois
     if params["use_mini_mask"]:
         # Mini masks cover their GT box: express the RoI in that box's coordinates.
@@ -102,6 +138,9 @@ def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, params)
 @keras.saving.register_keras_serializable(package="mrcnn")
 class DetectionTargetLayer(layers.Layer):
     """Sample RoIs and build their targets for a batch (see ``detection_targets_graph``).
+
+    This is the default RoI sampler of ``MaskRCNN`` (its ``roi_sampler`` argument takes any layer
+    with the same inputs and outputs).
 
     Inputs: proposals [batch, N, 4] normalized; gt_class_ids [batch, MAX_GT_INSTANCES];
     gt_boxes [batch, MAX_GT_INSTANCES, 4] normalized; gt_masks [batch, h, w, MAX_GT_INSTANCES].

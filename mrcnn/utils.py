@@ -1,9 +1,12 @@
-"""Pure-NumPy helpers: boxes, masks, anchors, image resizing.
+"""Matterport's ``utils`` module: NumPy image/mask resizing, anchors and the weights download.
 
 Nothing here imports TensorFlow. Conventions (as in Matterport): boxes are ``(y1, x1, y2, x2)`` in
-pixels with y2/x2 exclusive; masks are ``[height, width, instances]`` bool arrays.
+pixels with y2/x2 exclusive; masks are ``[height, width, instances]`` bool arrays. Box math is
+defined in :mod:`mrcnn.boxes` and the AP family in :mod:`mrcnn.metrics`; both are re-exported here
+so that Matterport scripts keep working.
 """
 
+import functools
 import os
 import shutil
 import tempfile
@@ -15,8 +18,13 @@ import numpy as np
 import scipy.ndimage
 import skimage.transform
 
-# Kept here for Matterport scripts that do `from mrcnn.utils import Dataset`.
+# Re-exported for Matterport scripts (`from mrcnn.utils import Dataset`, `utils.compute_ap`...).
+from mrcnn.boxes import (apply_box_deltas, box_areas, box_refinement, compute_iou,  # noqa: F401
+                         compute_overlaps, compute_overlaps_masks, denorm_boxes, extract_bboxes,
+                         non_max_suppression, norm_boxes, trim_zeros)
 from mrcnn.dataset import Dataset, ImageLoadError  # noqa: F401
+from mrcnn.metrics import (compute_ap, compute_ap_range, compute_matches,  # noqa: F401
+                           compute_recall)
 
 COCO_MODEL_URL = ("https://github.com/matterport/Mask_RCNN/releases/download/v2.0/"
                   "mask_rcnn_coco.h5")
@@ -51,174 +59,6 @@ def download_trained_weights(coco_model_path, verbose=1, url=COCO_MODEL_URL, tim
                                              getattr(e, "reason", e))) from e
     if verbose > 0:
         print("... done downloading pretrained model!")
-
-
-############################################################
-#  Boxes
-############################################################
-
-def extract_bboxes(mask):
-    """Tight bounding boxes of masks.
-
-    mask: [height, width, num_instances] of 0/1 or bool.
-    Returns: [num_instances, (y1, x1, y2, x2)] int32; an empty mask gives a zero box.
-    """
-    mask = np.asarray(mask)
-    boxes = np.zeros([mask.shape[-1], 4], dtype=np.int32)
-    rows_any = np.any(mask, axis=1)   # [height, N]: does row y hold a pixel of instance i
-    cols_any = np.any(mask, axis=0)   # [width, N]
-    for i in range(mask.shape[-1]):
-        ys = np.where(rows_any[:, i])[0]
-        xs = np.where(cols_any[:, i])[0]
-        if ys.size:
-            # y2/x2 are exclusive, hence the +1.
-            boxes[i] = [ys[0], xs[0], ys[-1] + 1, xs[-1] + 1]
-    return boxes
-
-
-def compute_iou(box, boxes, box_area, boxes_area):
-    """IoU of one box with each of ``boxes``.
-
-    box: (y1, x1, y2, x2); boxes: [N, (y1, x1, y2, x2)]; the areas are passed in so callers that
-    loop can compute them once. Returns [N] float.
-    """
-    y1 = np.maximum(box[0], boxes[:, 0])
-    y2 = np.minimum(box[2], boxes[:, 2])
-    x1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[3], boxes[:, 3])
-    intersection = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
-    union = box_area + boxes_area - intersection
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, intersection / np.maximum(union, 1e-12), 0.0)
-    return iou
-
-
-def box_areas(boxes):
-    """Areas of [N, (y1, x1, y2, x2)] boxes."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-
-
-def compute_overlaps(boxes1, boxes2):
-    """IoU matrix between two sets of boxes.
-
-    boxes1: [N1, (y1, x1, y2, x2)], boxes2: [N2, (y1, x1, y2, x2)].
-    Returns: [N1, N2] float, overlaps[i, j] = IoU(boxes1[i], boxes2[j]).
-    """
-    boxes1 = np.asarray(boxes1, dtype=np.float64).reshape(-1, 4)
-    boxes2 = np.asarray(boxes2, dtype=np.float64).reshape(-1, 4)
-    # Broadcast [N1, 1] against [1, N2]: one vectorised pass instead of Matterport's loop.
-    y1 = np.maximum(boxes1[:, None, 0], boxes2[None, :, 0])
-    x1 = np.maximum(boxes1[:, None, 1], boxes2[None, :, 1])
-    y2 = np.minimum(boxes1[:, None, 2], boxes2[None, :, 2])
-    x2 = np.minimum(boxes1[:, None, 3], boxes2[None, :, 3])
-    intersection = np.maximum(y2 - y1, 0) * np.maximum(x2 - x1, 0)
-    union = box_areas(boxes1)[:, None] + box_areas(boxes2)[None, :] - intersection
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, intersection / np.maximum(union, 1e-12), 0.0)
-
-
-def compute_overlaps_masks(masks1, masks2):
-    """IoU matrix between two sets of masks.
-
-    masks1: [height, width, N1], masks2: [height, width, N2]; values > 0.5 count as inside.
-    Returns: [N1, N2] float.
-    """
-    n1, n2 = masks1.shape[-1], masks2.shape[-1]
-    if n1 == 0 or n2 == 0:
-        return np.zeros((n1, n2))
-    m1 = np.reshape(masks1 > .5, (-1, n1)).astype(np.float32)
-    m2 = np.reshape(masks2 > .5, (-1, n2)).astype(np.float32)
-    area1 = np.sum(m1, axis=0)
-    area2 = np.sum(m2, axis=0)
-    intersections = m1.T @ m2
-    union = area1[:, None] + area2[None, :] - intersections
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, intersections / np.maximum(union, 1e-12), 0.0)
-
-
-def non_max_suppression(boxes, scores, threshold):
-    """Greedy non-maximum suppression.
-
-    boxes: [N, (y1, x1, y2, x2)]; scores: [N]; a box is dropped when its IoU with a kept,
-    higher-scoring box is above ``threshold``. Returns the kept indices, int32, best first.
-    """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if boxes.shape[0] == 0:
-        return np.zeros([0], dtype=np.int32)
-    area = box_areas(boxes)
-    # Stable sort so equal scores keep input order (deterministic results).
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    pick = []
-    while order.size:
-        i = order[0]
-        pick.append(i)
-        iou = compute_iou(boxes[i], boxes[order[1:]], area[i], area[order[1:]])
-        order = order[1:][iou <= threshold]
-    return np.array(pick, dtype=np.int32)
-
-
-def apply_box_deltas(boxes, deltas):
-    """Apply ``[dy, dx, log(dh), log(dw)]`` deltas to ``[N, (y1, x1, y2, x2)]`` boxes."""
-    boxes = np.asarray(boxes, dtype=np.float32)
-    deltas = np.asarray(deltas, dtype=np.float32)
-    height = boxes[:, 2] - boxes[:, 0]
-    width = boxes[:, 3] - boxes[:, 1]
-    center_y = boxes[:, 0] + 0.5 * height + deltas[:, 0] * height
-    center_x = boxes[:, 1] + 0.5 * width + deltas[:, 1] * width
-    height = height * np.exp(deltas[:, 2])
-    width = width * np.exp(deltas[:, 3])
-    y1 = center_y - 0.5 * height
-    x1 = center_x - 0.5 * width
-    return np.stack([y1, x1, y1 + height, x1 + width], axis=1)
-
-
-def box_refinement(box, gt_box):
-    """Deltas ``[N, (dy, dx, log(dh), log(dw))]`` that turn ``box`` into ``gt_box``.
-
-    The inverse of :func:`apply_box_deltas`. Both inputs are [N, (y1, x1, y2, x2)].
-    """
-    box = np.asarray(box, dtype=np.float32)
-    gt_box = np.asarray(gt_box, dtype=np.float32)
-    height = box[:, 2] - box[:, 0]
-    width = box[:, 3] - box[:, 1]
-    center_y = box[:, 0] + 0.5 * height
-    center_x = box[:, 1] + 0.5 * width
-    gt_height = gt_box[:, 2] - gt_box[:, 0]
-    gt_width = gt_box[:, 3] - gt_box[:, 1]
-    gt_center_y = gt_box[:, 0] + 0.5 * gt_height
-    gt_center_x = gt_box[:, 1] + 0.5 * gt_width
-    dy = (gt_center_y - center_y) / height
-    dx = (gt_center_x - center_x) / width
-    dh = np.log(gt_height / height)
-    dw = np.log(gt_width / width)
-    return np.stack([dy, dx, dh, dw], axis=1)
-
-
-def norm_boxes(boxes, shape):
-    """Pixel boxes -> normalized coordinates.
-
-    boxes: [N, (y1, x1, y2, x2)] pixels; shape: (height, width). In normalized coordinates
-    (0, 0) is the first pixel and (1, 1) the last, so y2/x2 become inclusive.
-    """
-    h, w = shape[0], shape[1]
-    scale = np.array([h - 1, w - 1, h - 1, w - 1], dtype=np.float32)
-    shift = np.array([0, 0, 1, 1], dtype=np.float32)
-    return np.divide((np.asarray(boxes, dtype=np.float32) - shift), scale).astype(np.float32)
-
-
-def denorm_boxes(boxes, shape):
-    """Normalized boxes -> pixel boxes [N, (y1, x1, y2, x2)] int32 (inverse of norm_boxes)."""
-    h, w = shape[0], shape[1]
-    scale = np.array([h - 1, w - 1, h - 1, w - 1], dtype=np.float32)
-    shift = np.array([0, 0, 1, 1], dtype=np.float32)
-    return np.around(np.multiply(boxes, scale) + shift).astype(np.int32)
-
-
-def trim_zeros(x):
-    """Drop the all-zero rows that pad a 2-D array (padding is at the end)."""
-    assert len(x.shape) == 2
-    return x[~np.all(x == 0, axis=1)]
 
 
 ############################################################
@@ -451,126 +291,23 @@ def compute_backbone_shapes(config, image_shape):
                      for stride in config.BACKBONE_STRIDES])
 
 
-_ANCHOR_CACHE = {}
+@functools.lru_cache(maxsize=16)
+def _pyramid_anchors(scales, ratios, feature_shapes, feature_strides, anchor_stride):
+    """generate_pyramid_anchors on hashable arguments, for a bounded cache."""
+    anchors = generate_pyramid_anchors(scales, ratios, feature_shapes, feature_strides,
+                                       anchor_stride)
+    anchors.setflags(write=False)   # shared between callers
+    return anchors
 
 
 def get_anchors(config, image_shape):
-    """Pixel anchors for an image shape under ``config`` (cached: computing them is not free)."""
-    key = (tuple(np.asarray(config.RPN_ANCHOR_SCALES).tolist()),
-           tuple(np.asarray(config.RPN_ANCHOR_RATIOS).tolist()),
-           tuple(config.BACKBONE_STRIDES), config.RPN_ANCHOR_STRIDE,
-           tuple(int(s) for s in image_shape[:2]),
-           id(config.BACKBONE) if callable(config.BACKBONE) else config.BACKBONE)
-    if key not in _ANCHOR_CACHE:
-        shapes = compute_backbone_shapes(config, image_shape)
-        _ANCHOR_CACHE[key] = generate_pyramid_anchors(
-            config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS, shapes,
-            config.BACKBONE_STRIDES, config.RPN_ANCHOR_STRIDE)
-    return _ANCHOR_CACHE[key]
+    """Pixel anchors [N, (y1, x1, y2, x2)] for an image shape under ``config``.
 
-
-############################################################
-#  Matching predictions to ground truth
-############################################################
-
-def compute_matches(gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids, pred_scores,
-                    pred_masks, iou_threshold=0.5, score_threshold=0.0):
-    """Match predictions to ground truth instances by mask IoU (Matterport's rules).
-
-    Predictions are visited best score first; each takes the unmatched GT of the same class
-    with the highest IoU, if that IoU is >= ``iou_threshold``. A GT is matched at most once.
-    Zero-padded rows of the box arrays are ignored. ``score_threshold`` drops candidate pairs
-    whose IoU is below it before matching (Matterport's name for this parameter).
-
-    Returns:
-        gt_match: [num_gt] index of the matched prediction (in the score-sorted order) or -1.
-        pred_match: [num_pred] index of the matched GT or -1, predictions sorted by score.
-        overlaps: [num_pred, num_gt] mask IoUs, predictions sorted by score.
+    Cached (computing them is not free) for the 16 most recent shapes and settings: in pad64
+    mode every image size is a new shape. The array is read-only.
     """
-    gt_boxes = trim_zeros(np.asarray(gt_boxes).reshape(-1, 4))
-    gt_masks = np.asarray(gt_masks)[..., :gt_boxes.shape[0]]
-    pred_boxes = trim_zeros(np.asarray(pred_boxes).reshape(-1, 4))
-    pred_scores = np.asarray(pred_scores)[:pred_boxes.shape[0]]
-    order = np.argsort(pred_scores, kind="stable")[::-1]
-    pred_class_ids = np.asarray(pred_class_ids)[order]
-    pred_masks = np.asarray(pred_masks)[..., order]
-    gt_class_ids = np.asarray(gt_class_ids)
-
-    overlaps = compute_overlaps_masks(pred_masks, gt_masks)
-    pred_match = -1 * np.ones([pred_boxes.shape[0]])
-    gt_match = -1 * np.ones([gt_boxes.shape[0]])
-    for i in range(pred_boxes.shape[0]):
-        candidates = np.argsort(overlaps[i], kind="stable")[::-1]
-        candidates = candidates[overlaps[i, candidates] >= score_threshold]
-        for j in candidates:
-            if gt_match[j] > -1:
-                continue
-            if overlaps[i, j] < iou_threshold:
-                break
-            if pred_class_ids[i] == gt_class_ids[j]:
-                gt_match[j] = i
-                pred_match[i] = j
-                break
-    return gt_match, pred_match, overlaps
-
-
-def compute_ap(gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids, pred_scores,
-               pred_masks, iou_threshold=0.5):
-    """Average precision at one mask-IoU threshold (Matterport's VOC-style interpolation).
-
-    Returns:
-        mAP: the area under the interpolated precision-recall curve.
-        precisions, recalls: the curve's points (with the (0, 0) and (1, 0) end points).
-        overlaps: [num_pred, num_gt] mask IoUs (predictions sorted by score).
-    An image without ground truth scores 1.0 when nothing is predicted and 0.0 otherwise.
-    """
-    gt_match, pred_match, overlaps = compute_matches(
-        gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids, pred_scores, pred_masks,
-        iou_threshold)
-    if len(gt_match) == 0:
-        ap = 1.0 if len(pred_match) == 0 else 0.0
-        return ap, np.array([0.0, 1.0, 0.0]), np.array([0.0, 1.0, 1.0]), overlaps
-    hits = np.cumsum(pred_match > -1)
-    precisions = hits / (np.arange(len(pred_match)) + 1)
-    recalls = hits.astype(np.float64) / len(gt_match)
-    precisions = np.concatenate([[0], precisions, [0]])
-    recalls = np.concatenate([[0], recalls, [1]])
-    # Make precision monotonically decreasing from the right.
-    for i in range(len(precisions) - 2, -1, -1):
-        precisions[i] = max(precisions[i], precisions[i + 1])
-    indices = np.where(recalls[:-1] != recalls[1:])[0] + 1
-    ap = float(np.sum((recalls[indices] - recalls[indices - 1]) * precisions[indices]))
-    return ap, precisions, recalls, overlaps
-
-
-def compute_ap_range(gt_box, gt_class_id, gt_mask, pred_box, pred_class_id, pred_score,
-                     pred_mask, iou_thresholds=None, verbose=1):
-    """Mean of :func:`compute_ap` over IoU thresholds (default 0.5:0.95:0.05, as COCO)."""
-    if iou_thresholds is None:
-        iou_thresholds = np.arange(0.5, 1.0, 0.05)
-    aps = []
-    for t in iou_thresholds:
-        ap, *_ = compute_ap(gt_box, gt_class_id, gt_mask, pred_box, pred_class_id, pred_score,
-                            pred_mask, iou_threshold=t)
-        aps.append(ap)
-        if verbose:
-            print("AP @{:.2f}:\t {:.3f}".format(t, ap))
-    ap = float(np.mean(aps))
-    if verbose:
-        print("AP @{:.2f}-{:.2f}:\t {:.3f}".format(iou_thresholds[0], iou_thresholds[-1], ap))
-    return ap
-
-
-def compute_recall(pred_boxes, gt_boxes, iou):
-    """Box recall: the fraction of GT boxes whose best-overlapping prediction has IoU >= iou.
-
-    Returns (recall, positive_ids): positive_ids are the indices of the GT boxes found.
-    """
-    overlaps = compute_overlaps(pred_boxes, gt_boxes)
-    if overlaps.shape[1] == 0:
-        return 1.0, np.zeros([0], dtype=np.int64)
-    if overlaps.shape[0] == 0:
-        return 0.0, np.zeros([0], dtype=np.int64)
-    iou_max = np.max(overlaps, axis=0)
-    positive_ids = np.where(iou_max >= iou)[0]
-    return len(set(positive_ids)) / gt_boxes.shape[0], positive_ids
+    shapes = tuple(tuple(int(v) for v in s) for s in compute_backbone_shapes(config,
+                                                                              image_shape))
+    return _pyramid_anchors(tuple(np.asarray(config.RPN_ANCHOR_SCALES).tolist()),
+                            tuple(np.asarray(config.RPN_ANCHOR_RATIOS).tolist()), shapes,
+                            tuple(config.BACKBONE_STRIDES), int(config.RPN_ANCHOR_STRIDE))

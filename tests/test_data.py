@@ -153,8 +153,9 @@ def test_images_without_instances_are_valid(config, flaky, mode):
     image, meta, class_ids, boxes, masks = data.load_image_gt(flaky, config, 0)
     assert image.shape == (128, 128, 3)
     assert class_ids.shape == (0,) and boxes.shape == (0, 4) and masks.shape == (56, 56, 0)
-    sample = data.SampleBuilder(flaky, config, seed=0)(0)
-    assert np.all(sample[4] == 0) and np.sum(sample[2] == -1) == 64
+    batch = next(iter(data.build_input_pipeline(flaky, config, seed=0)))
+    assert np.all(batch["input_gt_class_ids"].numpy() == 0)
+    assert np.all(np.sum(batch["input_rpn_match"].numpy() == -1, axis=(1, 2)) == 64)
 
 
 @pytest.mark.parametrize("mode, message", [

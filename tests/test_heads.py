@@ -1,8 +1,8 @@
 import keras
 import numpy as np
 
-from mrcnn.backbone import BatchNorm
 from mrcnn.heads import RoiDistributed, build_fpn_mask_graph, fpn_classifier_graph
+from mrcnn.layers import BatchNorm
 
 
 def test_roi_distributed_conv_equals_time_distributed():

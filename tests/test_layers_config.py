@@ -3,13 +3,11 @@
 import copy
 
 import keras
-import numpy as np
 
-from mrcnn.backbone import BatchNorm
 from mrcnn.detection import DetectionLayer
 from mrcnn.heads import RoiDistributed
-from mrcnn.inputs import ActiveClassIds, DetectionBoxes, LeadingRois, NormBoxes
-from mrcnn.losses import LossLayer
+from mrcnn.layers import ActiveClassIds, BatchNorm, DetectionBoxes, LeadingRois, NormBoxes
+from mrcnn.losses import LossLayer, mrcnn_mask_loss
 from mrcnn.roi_align import PyramidROIAlign
 from mrcnn.rpn import AnchorsLayer, ProposalLayer
 from mrcnn.targets import DetectionTargetLayer
@@ -22,9 +20,9 @@ def test_custom_layers_round_trip_their_config():
         RoiDistributed(keras.layers.Dense(3), name="mrcnn_bbox_fc"),
         ActiveClassIds(name="a"), DetectionBoxes(name="b"), NormBoxes(name="n"),
         LeadingRois(5, name="mask_rois"),
-        LossLayer(name="mrcnn_mask_loss"),
+        LossLayer(mrcnn_mask_loss, name="mrcnn_mask_loss"),
         PyramidROIAlign([7, 7], name="roi_align_classifier"),
-        AnchorsLayer(np.zeros((3, 4)), name="anchors"),
+        AnchorsLayer([8, 16], [0.5, 1, 2], [[4, 4], [2, 2]], [4, 8], 1, [16, 16], name="anchors"),
         ProposalLayer(100, 0.7, 500, name="ROI"),
         DetectionTargetLayer(32, 0.33, [0.1, 0.1, 0.2, 0.2], [28, 28], True, name="t"),
     ]

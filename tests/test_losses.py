@@ -52,11 +52,17 @@ def test_mrcnn_mask_loss_bce_on_gt_channel_of_positives():
     target_ids = np.array([[1, 0]], np.int32)
     target = np.zeros((1, 2, 2, 2), np.float32)
     target[0, 0] = [[1, 0], [1, 1]]
-    pred = np.full((1, 2, 2, 2, 2), 0.01, np.float32)
-    pred[0, 0, :, :, 1] = [[0.9, 0.2], [0.6, 0.8]]
+    probs = np.full((1, 2, 2, 2, 2), 0.01, np.float32)
+    probs[0, 0, :, :, 1] = [[0.9, 0.2], [0.6, 0.8]]
+    logits = np.log(probs / (1 - probs))      # the loss takes the mask head's logits
     y, p = np.array([1, 0, 1, 1.]), np.array([0.9, 0.2, 0.6, 0.8])
     expected = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
-    np.testing.assert_allclose(losses.mrcnn_mask_loss(target, target_ids, pred), expected,
+    np.testing.assert_allclose(losses.mrcnn_mask_loss(target, target_ids, logits), expected,
+                               rtol=1e-4)
+    # From logits the loss stays exact where a sigmoid saturates: logit -40 on a 1 costs 40.
+    logits[0, 0, 0, 0, 1] = -40.0
+    expected = np.mean([40.0, -np.log(0.8), -np.log(0.6), -np.log(0.8)])
+    np.testing.assert_allclose(losses.mrcnn_mask_loss(target, target_ids, logits), expected,
                                rtol=1e-4)
 
 

@@ -9,23 +9,20 @@ import pytest
 
 from mrcnn import data
 from mrcnn import model as modellib
-from mrcnn.backbone import BatchNorm
 from mrcnn.dataset import Dataset
+from mrcnn.layers import BatchNorm
 from samples.shapes.shapes import ShapesDataset
 from tiny import TinyConfig
 
 
 @pytest.fixture(scope="module")
-def config():
-    return TinyConfig()
+def config(tiny_config):
+    return tiny_config
 
 
 @pytest.fixture(scope="module")
-def shapes(config):
-    ds = ShapesDataset()
-    ds.load_shapes(16, 64, 64, seed=0)
-    ds.prepare()
-    return ds
+def shapes(tiny_shapes):
+    return tiny_shapes
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,44 @@
-"""Small layers that adapt the model's inputs for the graph."""
+"""Small layers shared by the graph: BatchNorm with a pinned mode, and input adapters."""
 
 import keras
 import tensorflow as tf
 from keras import layers
 
-from mrcnn import box_ops
+from mrcnn import box_ops, image_meta
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class BatchNorm(layers.BatchNormalization):
+    """BatchNormalization whose mode can be pinned by the config's TRAIN_BN.
+
+    train_bn: None runs as Keras decides (training mode in fit, inference otherwise); False
+    always uses the moving statistics (small batches make batch statistics noisy); True always
+    uses batch statistics. With TRAIN_BN=False the model also marks these layers non-trainable,
+    which freezes gamma and beta.
+
+    The moving averages use momentum 0.9 (PyTorch's and detectron2's 0.1 update) rather than
+    Keras' 0.99: when BatchNorm trains from scratch, 0.99 leaves the inference statistics
+    hundreds of steps behind the weights. Frozen BatchNorm (TRAIN_BN=False) is unaffected.
+    """
+
+    def __init__(self, train_bn=None, momentum=0.9, **kwargs):
+        super().__init__(momentum=momentum, **kwargs)
+        self.train_bn = train_bn
+
+    def call(self, inputs, training=None):
+        if self.train_bn is not None:
+            training = self.train_bn
+        return super().call(inputs, training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        config["train_bn"] = self.train_bn
+        return config
+
+
+def bn_mode(train_bn):
+    """TRAIN_BN -> BatchNorm's train_bn: False pins inference mode; True/None follow Keras."""
+    return False if train_bn is False else None
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
@@ -23,11 +57,11 @@ class NormBoxes(layers.Layer):
 class ActiveClassIds(layers.Layer):
     """The active_class_ids field [batch, NUM_CLASSES] of the image meta."""
 
-    def call(self, image_meta):
-        return box_ops.parse_image_meta_graph(image_meta)["active_class_ids"]
+    def call(self, meta):
+        return image_meta.split_image_meta(meta)[image_meta.ACTIVE_CLASS_IDS]
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[1] - 12)
+        return (input_shape[0], input_shape[1] - image_meta.FIXED_SIZE)
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")

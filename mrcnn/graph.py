@@ -1,0 +1,158 @@
+"""The Mask R-CNN graph, in named sections: inputs, features (backbone + FPN), RPN, training
+heads (RoI sampling, heads, losses) and inference heads (detections, masks).
+
+``MaskRCNN`` calls :func:`build_graph`; the sections are public so that notebooks and users can
+build or inspect one stage. :class:`Parts` holds what can be replaced without editing mrcnn.
+"""
+
+import keras
+from keras import layers as KL
+
+from mrcnn import heads, losses as losses_lib
+from mrcnn.backbone import fpn_graph, resnet_graph
+from mrcnn.detection import DetectionLayer
+from mrcnn.layers import ActiveClassIds, DetectionBoxes, LeadingRois, NormBoxes
+from mrcnn.rpn import AnchorsLayer, ProposalLayer, build_rpn_model
+from mrcnn.targets import DetectionTargetLayer
+from mrcnn.training import TrainingModel
+
+
+class Parts:
+    """The replaceable parts of the graph (torchvision-style constructor arguments).
+
+    classifier_head: fn(rois, feature_maps, image_meta, config) -> (logits, probs, bbox)
+        [default heads.classifier_head]
+    mask_head: fn(rois, feature_maps, image_meta, config) -> mask logits [heads.mask_head]
+    roi_sampler: a layer (proposals, gt_class_ids, gt_boxes, gt_masks) -> (rois, class ids,
+        box deltas, masks) [targets.DetectionTargetLayer from the config]
+    losses: {loss name: fn} replacing any of losses.DEFAULT_LOSSES (registered with
+        keras.saving.register_keras_serializable if the model's config is to be saved).
+    """
+
+    def __init__(self, classifier_head=None, mask_head=None, roi_sampler=None, losses=None):
+        unknown = set(losses or {}) - set(losses_lib.DEFAULT_LOSSES)
+        if unknown:
+            raise ValueError("unknown losses {}; names are {}".format(
+                sorted(unknown), list(losses_lib.DEFAULT_LOSSES)))
+        self.classifier_head = classifier_head or heads.classifier_head
+        self.mask_head = mask_head or heads.mask_head
+        self.roi_sampler = roi_sampler
+        self.losses = dict(losses_lib.DEFAULT_LOSSES, **(losses or {}))
+
+
+def build_graph(mode, config, parts=None):
+    """The functional Keras graph for ``mode`` ("training" or "inference"), section by section.
+
+    parts: the swappable parts (default ``Parts()``).
+    """
+    parts = parts or Parts()
+    inputs = build_inputs(config, mode == "training")
+    rpn_feature_maps, mrcnn_feature_maps = build_features(inputs["input_image"], config)
+    anchors = AnchorsLayer.from_config_object(config, name="anchors")(
+        inputs["input_image"]) if mode == "training" else inputs["input_anchors"]
+    rpn = build_rpn(rpn_feature_maps, anchors, config, mode == "training")
+    if mode == "training":
+        return build_training_heads(inputs, rpn, mrcnn_feature_maps, config, parts)
+    return build_inference_heads(inputs, rpn, mrcnn_feature_maps, config, parts)
+
+
+def build_inputs(config, training):
+    """{name: keras.Input}: the image and its meta, plus the GT (training) or the anchors."""
+    inputs = {
+        "input_image": keras.Input([None, None, config.IMAGE_CHANNEL_COUNT],
+                                   name="input_image"),
+        "input_image_meta": keras.Input([config.IMAGE_META_SIZE], name="input_image_meta")}
+    if not training:
+        inputs["input_anchors"] = keras.Input([None, 4], name="input_anchors")
+        return inputs
+    mask_hw = list(config.MINI_MASK_SHAPE) if config.USE_MINI_MASK else \
+        [int(config.IMAGE_SHAPE[0]), int(config.IMAGE_SHAPE[1])]
+    for name, shape, dtype in [("input_rpn_match", [None, 1], "int32"),
+                               ("input_rpn_bbox", [None, 4], "float32"),
+                               ("input_gt_class_ids", [None], "int32"),
+                               ("input_gt_boxes", [None, 4], "float32"),
+                               ("input_gt_masks", mask_hw + [None], "bool")]:
+        inputs[name] = keras.Input(shape, name=name, dtype=dtype)
+    return inputs
+
+
+def build_features(input_image, config):
+    """Backbone and feature pyramid: ([P2..P6] for the RPN, [P2..P5] for the heads)."""
+    if callable(config.BACKBONE):
+        _, C2, C3, C4, C5 = config.BACKBONE(input_image, stage5=True,
+                                            train_bn=config.TRAIN_BN)
+    else:
+        _, C2, C3, C4, C5 = resnet_graph(input_image, config.BACKBONE,
+                                         train_bn=config.TRAIN_BN)
+    P2, P3, P4, P5, P6 = fpn_graph(C2, C3, C4, C5, config.TOP_DOWN_PYRAMID_SIZE)
+    return [P2, P3, P4, P5, P6], [P2, P3, P4, P5]
+
+
+def build_rpn(feature_maps, anchors, config, training):
+    """One shared RPN head over every level, then proposals. Returns a dict of tensors."""
+    rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS),
+                          config.TOP_DOWN_PYRAMID_SIZE)
+    level_outputs = [rpn([p]) for p in feature_maps]
+    out = {name: KL.Concatenate(axis=1, name=name)([o[i] for o in level_outputs])
+           for i, name in enumerate(["rpn_class_logits", "rpn_class", "rpn_bbox"])}
+    out["rpn_rois"] = ProposalLayer(
+        proposal_count=config.POST_NMS_ROIS_TRAINING if training
+        else config.POST_NMS_ROIS_INFERENCE,
+        nms_threshold=config.RPN_NMS_THRESHOLD, pre_nms_limit=config.PRE_NMS_LIMIT,
+        rpn_bbox_std_dev=config.RPN_BBOX_STD_DEV, name="ROI")(
+            [out["rpn_class"], out["rpn_bbox"], anchors])
+    return out
+
+
+def build_training_heads(inputs, rpn, feature_maps, config, parts):
+    """RoI sampling, both heads on the sampled RoIs, and the five losses."""
+    meta = inputs["input_image_meta"]
+    gt_boxes = NormBoxes(name="norm_gt_boxes")([inputs["input_gt_boxes"],
+                                               inputs["input_image"]])
+    sampler = parts.roi_sampler or DetectionTargetLayer.from_config_object(
+        config, name="proposal_targets")
+    rois, target_class_ids, target_bbox, target_mask = sampler(
+        [rpn["rpn_rois"], inputs["input_gt_class_ids"], gt_boxes, inputs["input_gt_masks"]])
+    class_logits, class_probs, bbox = parts.classifier_head(rois, feature_maps, meta, config)
+    # The mask loss only sees positive RoIs, which come first: run the mask head on the
+    # leading slots that can hold positives, not on all TRAIN_ROIS_PER_IMAGE.
+    num_positive = max(1, int(config.TRAIN_ROIS_PER_IMAGE * config.ROI_POSITIVE_RATIO))
+    mask_rois, mask_class_ids, mask_targets = [
+        LeadingRois(num_positive, name=name)(t) for name, t in
+        [("mask_rois", rois), ("mask_class_ids", target_class_ids),
+         ("mask_targets", target_mask)]]
+    mask_logits = parts.mask_head(mask_rois, feature_maps, meta, config)
+    active_class_ids = ActiveClassIds(name="active_class_ids")(meta)
+    outputs = dict(rpn, output_rois=rois, mrcnn_class_logits=class_logits,
+                   mrcnn_class=class_probs, mrcnn_bbox=bbox, mrcnn_mask=mask_logits,
+                   target_class_ids=target_class_ids, target_bbox=target_bbox,
+                   target_mask=target_mask)
+    loss_inputs = {
+        "rpn_class_loss": [inputs["input_rpn_match"], rpn["rpn_class_logits"]],
+        "rpn_bbox_loss": [inputs["input_rpn_bbox"], inputs["input_rpn_match"],
+                          rpn["rpn_bbox"]],
+        "mrcnn_class_loss": [target_class_ids, class_logits, active_class_ids, rois],
+        "mrcnn_bbox_loss": [target_bbox, target_class_ids, bbox],
+        "mrcnn_mask_loss": [mask_targets, mask_class_ids, mask_logits],
+    }
+    for name, args in loss_inputs.items():
+        outputs[name] = losses_lib.LossLayer(parts.losses[name], name=name)(args)
+    return TrainingModel(list(inputs.values()), outputs, loss_weights=config.LOSS_WEIGHTS,
+                         name="mask_rcnn")
+
+
+def build_inference_heads(inputs, rpn, feature_maps, config, parts):
+    """Classify the proposals, keep the detections, and run the mask head on them."""
+    meta = inputs["input_image_meta"]
+    _, class_probs, bbox = parts.classifier_head(rpn["rpn_rois"], feature_maps, meta, config)
+    detections = DetectionLayer(config.DETECTION_MAX_INSTANCES,
+                                config.DETECTION_MIN_CONFIDENCE,
+                                config.DETECTION_NMS_THRESHOLD, config.BBOX_STD_DEV,
+                                name="mrcnn_detection")(
+        [rpn["rpn_rois"], class_probs, bbox, meta])
+    detection_boxes = DetectionBoxes(name="detection_boxes")(detections)
+    masks = heads.mask_probabilities(parts.mask_head(detection_boxes, feature_maps, meta,
+                                                    config))
+    return keras.Model(list(inputs.values()),
+                       [detections, class_probs, bbox, masks, rpn["rpn_rois"],
+                        rpn["rpn_class"], rpn["rpn_bbox"]], name="mask_rcnn")

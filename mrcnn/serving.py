@@ -1,0 +1,120 @@
+"""The SavedModel of an inference model: a serving signature that runs without mrcnn.
+
+The signature takes one uint8 image of any size, ``[height, width, channels]``, and returns
+``boxes`` [N, (y1, x1, y2, x2)] int32 pixels, ``class_ids`` [N] int32, ``scores`` [N] float32 and
+``masks`` [height, width, N] bool: what ``MaskRCNN.detect`` returns for one image. Resizing,
+molding, anchors and mask pasting are TensorFlow ops inside the graph. ``python -m
+mrcnn.export`` is the command line.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from mrcnn import image_meta
+
+
+class _Serving(tf.Module):
+    """Holds the Keras model and constants; ``serve`` is the exported function."""
+
+    def __init__(self, mrcnn_model):
+        super().__init__()
+        config = mrcnn_model.config
+        if config.IMAGE_RESIZE_MODE != "square":
+            raise ValueError("export supports IMAGE_RESIZE_MODE='square' (a fixed input "
+                             "size), got {!r}".format(config.IMAGE_RESIZE_MODE))
+        self.keras_model = mrcnn_model.keras_model
+        self.max_dim = int(config.IMAGE_MAX_DIM)
+        self.min_dim = float(config.IMAGE_MIN_DIM or 0)
+        self.min_scale = float(config.IMAGE_MIN_SCALE or 0)
+        self.channels = int(config.IMAGE_CHANNEL_COUNT)
+        self.num_classes = int(config.NUM_CLASSES)
+        self.batch = int(config.BATCH_SIZE)
+        self.mask_threshold = float(config.DETECTION_MASK_THRESHOLD)
+        self.mean_pixel = tf.constant(np.asarray(config.MEAN_PIXEL, np.float32))
+        self.anchors = tf.constant(mrcnn_model.get_anchors(config.IMAGE_SHAPE))
+        self.serve = tf.function(self._serve, input_signature=[
+            tf.TensorSpec([None, None, self.channels], tf.uint8, name="image")])
+
+    def _scale(self, h, w):
+        """utils.resize_image's scale rule (square mode)."""
+        scale = tf.maximum(1.0, self.min_dim / tf.minimum(h, w))
+        scale = tf.maximum(scale, self.min_scale)
+        too_big = tf.round(tf.maximum(h, w) * scale) > self.max_dim
+        return tf.where(too_big, self.max_dim / tf.maximum(h, w), scale)
+
+    def _serve(self, image):
+        shape = tf.shape(image)
+        h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+        scale = self._scale(h, w)
+        new_h = tf.cast(tf.round(h * scale), tf.int32)
+        new_w = tf.cast(tf.round(w * scale), tf.int32)
+        pixels = tf.cast(image, tf.float32)
+        resized = tf.cond(tf.equal(scale, 1.0), lambda: pixels,
+                          lambda: tf.image.resize(pixels, [new_h, new_w]))
+        top = (self.max_dim - new_h) // 2
+        left = (self.max_dim - new_w) // 2
+        # Pad with black, then subtract the mean (the padding becomes -mean), as detect() does.
+        molded = tf.pad(resized, [[top, self.max_dim - new_h - top],
+                                  [left, self.max_dim - new_w - left], [0, 0]]) - self.mean_pixel
+        molded = tf.ensure_shape(molded, [self.max_dim, self.max_dim, self.channels])
+        window = tf.cast(tf.stack([top, left, top + new_h, left + new_w]), tf.float32)
+        fields = {"image_id": 0.0, "original_image_shape": tf.cast(shape, tf.float32),
+                  "image_shape": [float(self.max_dim), float(self.max_dim),
+                                  float(self.channels)],
+                  "window": window, "scale": scale}
+        meta = tf.concat([tf.reshape(tf.cast(fields[name], tf.float32), [length])
+                          for name, length in image_meta.FIELDS] +
+                         [tf.zeros([self.num_classes])], axis=0)
+
+        def batched(x):
+            return tf.repeat(x[tf.newaxis], self.batch, axis=0)
+        outputs = self.keras_model([batched(molded), batched(meta), batched(self.anchors)],
+                                   training=False)
+        detections, masks = outputs[0][0], outputs[3][0]
+        return self._unmold(detections, masks, shape[0], shape[1], window)
+
+    def _unmold(self, detections, masks, height, width, window):
+        """MaskRCNN.unmold_detections in TensorFlow."""
+        n = tf.reduce_sum(tf.cast(detections[:, 4] > 0, tf.int32))
+        boxes = detections[:n, :4]
+        class_ids = tf.cast(detections[:n, 4], tf.int32)
+        scores = detections[:n, 5]
+        class_masks = tf.gather(tf.transpose(masks[:n], [0, 3, 1, 2]), class_ids, batch_dims=1)
+        # Normalized molded coordinates -> normalized window coordinates -> original pixels.
+        side = float(self.max_dim - 1)
+        wy1, wx1 = window[0] / side, window[1] / side
+        wy2, wx2 = (window[2] - 1) / side, (window[3] - 1) / side
+        shift = tf.stack([wy1, wx1, wy1, wx1])
+        scale = tf.stack([wy2 - wy1, wx2 - wx1, wy2 - wy1, wx2 - wx1])
+        hf, wf = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+        boxes = (boxes - shift) / scale * tf.stack([hf - 1, wf - 1, hf - 1, wf - 1]) + \
+            tf.constant([0.0, 0.0, 1.0, 1.0])
+        boxes = tf.cast(tf.round(boxes), tf.int32)
+        keep = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0
+        boxes, class_ids = tf.boolean_mask(boxes, keep), tf.boolean_mask(class_ids, keep)
+        scores, class_masks = tf.boolean_mask(scores, keep), tf.boolean_mask(class_masks, keep)
+
+        def paste(args):
+            """utils.unmold_mask: resize into the box, threshold, place (clipped)."""
+            mask, box = args
+            y1, x1, y2, x2 = box[0], box[1], box[2], box[3]
+            m = tf.image.resize(mask[..., tf.newaxis], tf.stack([y2 - y1, x2 - x1]))[..., 0]
+            m = m >= self.mask_threshold
+            cy1, cx1 = tf.maximum(y1, 0), tf.maximum(x1, 0)
+            cy2, cx2 = tf.minimum(y2, height), tf.minimum(x2, width)
+            m = m[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1]
+            return tf.pad(m, [[cy1, height - cy2], [cx1, width - cx2]])
+        full = tf.map_fn(paste, (class_masks, boxes),
+                         fn_output_signature=tf.TensorSpec([None, None], tf.bool))
+        full = tf.reshape(full, tf.stack([tf.shape(boxes)[0], height, width]))
+        return {"boxes": boxes, "class_ids": class_ids, "scores": scores,
+                "masks": tf.transpose(full, [1, 2, 0])}
+
+
+def export_saved_model(mrcnn_model, path):
+    """Write ``mrcnn_model`` (inference mode) as a SavedModel at ``path``; returns ``path``."""
+    if mrcnn_model.mode != "inference":
+        raise ValueError("export an inference-mode model")
+    module = _Serving(mrcnn_model)
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    return path

@@ -1,0 +1,111 @@
+"""Molding images for the network and unmolding its detections (``detect()``'s pre- and
+post-processing), in NumPy."""
+
+import collections
+
+import numpy as np
+
+from mrcnn import boxes as box_utils
+from mrcnn import utils
+from mrcnn.image_meta import compose_image_meta
+
+
+def mold_image(images, config):
+    """Subtract the mean pixel; returns float32 (the network's input)."""
+    return images.astype(np.float32) - config.MEAN_PIXEL.astype(np.float32)
+
+
+def unmold_image(normalized_images, config):
+    """Inverse of :func:`mold_image`: add the mean pixel back, as uint8."""
+    # Round before the cast: float32 molding leaves 117 as 116.99997, which a cast floors.
+    return np.clip(np.round(normalized_images + config.MEAN_PIXEL), 0, 255).astype(np.uint8)
+
+
+def mold_inputs(images, config):
+    """Resize, pad and mean-subtract images for the network.
+
+    Returns molded_images [N, h, w, C] float32, image_metas [N, meta_size], and windows
+    [N, (y1, x1, y2, x2)]: where each original image lies in its molded version.
+    """
+    molded_images, image_metas, windows = [], [], []
+    for image in images:
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[-1] != config.IMAGE_CHANNEL_COUNT:
+            raise ValueError("detect() expects [height, width, {}] images, got shape "
+                             "{}".format(config.IMAGE_CHANNEL_COUNT, image.shape))
+        molded, window, scale, _, _ = utils.resize_image(
+            image, min_dim=config.IMAGE_MIN_DIM, min_scale=config.IMAGE_MIN_SCALE,
+            max_dim=config.IMAGE_MAX_DIM, mode=config.IMAGE_RESIZE_MODE)
+        image_metas.append(compose_image_meta(0, image.shape, molded.shape, window, scale,
+                                              np.zeros([config.NUM_CLASSES])))
+        molded_images.append(mold_image(molded, config))
+        windows.append(window)
+    shapes = {m.shape for m in molded_images}
+    if len(shapes) > 1:
+        raise ValueError("images molded to different shapes {}; detect them one at a "
+                         "time or use IMAGE_RESIZE_MODE='square'".format(sorted(shapes)))
+    return (np.stack(molded_images), np.stack(image_metas).astype(np.float32),
+            np.array(windows))
+
+
+def unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape, window,
+                      mask_threshold=0.5):
+    """One image's raw detections -> boxes, class ids, scores and full-size masks.
+
+    detections: [N, (y1, x1, y2, x2, class_id, score)] normalized, zero-padded;
+    mrcnn_mask: [N, h, w, NUM_CLASSES] probabilities; image_shape: the molded image's shape;
+    window: (y1, x1, y2, x2) pixels of the original image in the molded one.
+    Returns boxes [n, 4] int32 in original-image pixels, class_ids [n], scores [n], masks
+    [H, W, n] bool.
+    """
+    zero_ix = np.where(detections[:, 4] == 0)[0]
+    n = zero_ix[0] if zero_ix.shape[0] > 0 else detections.shape[0]
+    boxes = detections[:n, :4]
+    class_ids = detections[:n, 4].astype(np.int32)
+    scores = detections[:n, 5]
+    masks = mrcnn_mask[np.arange(n), :, :, class_ids]
+    # Normalized molded-image coords -> normalized window coords -> original pixels.
+    wy1, wx1, wy2, wx2 = box_utils.norm_boxes(np.array([window]), image_shape[:2])[0]
+    shift = np.array([wy1, wx1, wy1, wx1])
+    scale = np.array([wy2 - wy1, wx2 - wx1, wy2 - wy1, wx2 - wx1])
+    boxes = box_utils.denorm_boxes((boxes - shift) / scale, original_image_shape[:2])
+    keep = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0
+    boxes, class_ids, scores, masks = boxes[keep], class_ids[keep], scores[keep], masks[keep]
+    full_masks = [utils.unmold_mask(masks[i], boxes[i], original_image_shape, mask_threshold)
+                  for i in range(boxes.shape[0])]
+    full_masks = np.stack(full_masks, axis=-1) if full_masks else \
+        np.zeros(tuple(original_image_shape[:2]) + (0,), dtype=bool)
+    return boxes, class_ids, scores, full_masks
+
+
+class AnchorCache:
+    """Normalized anchors per molded image shape, for the inference graph's anchor input.
+
+    Bounded (least recently used first out): in pad64 mode every image size is a new shape.
+    """
+
+    def __init__(self, config, max_entries=8):
+        self.config = config
+        self.max_entries = int(max_entries)
+        self._entries = collections.OrderedDict()
+
+    def get(self, image_shape):
+        """Normalized anchors [num_anchors, 4] float32 for a molded image shape."""
+        key = tuple(int(s) for s in image_shape[:2])
+        if key in self._entries:
+            self._entries.move_to_end(key)
+        else:
+            self._entries[key] = box_utils.norm_boxes(
+                utils.get_anchors(self.config, image_shape), key).astype(np.float32)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return self._entries[key]
+
+    def batch(self, molded_images):
+        """Anchors repeated for each image: [batch, num_anchors, 4]."""
+        anchors = self.get(molded_images[0].shape)
+        return np.ascontiguousarray(np.broadcast_to(anchors, (len(molded_images),) +
+                                                    anchors.shape))
+
+    def __len__(self):
+        return len(self._entries)
