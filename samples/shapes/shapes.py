@@ -18,7 +18,7 @@ if ROOT_DIR not in sys.path:
     sys.path.insert(0, ROOT_DIR)
 
 from mrcnn import utils  # noqa: E402
-from mrcnn.config import Config  # noqa: E402
+from mrcnn.config import Config, load_config_class  # noqa: E402
 from mrcnn.dataset import Dataset  # noqa: E402
 
 SHAPES = ("square", "circle", "triangle")
@@ -242,9 +242,7 @@ def main(argv=None):
 
     base = PRESETS[args.preset]
     if args.config:
-        import importlib
-        module_name, _, class_name = args.config.partition(":")
-        base = getattr(importlib.import_module(module_name), class_name)
+        base = load_config_class(args.config)
     attrs = {"SEED": args.seed}
     if args.steps:
         attrs["STEPS_PER_EPOCH"] = args.steps
