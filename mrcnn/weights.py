@@ -86,19 +86,76 @@ def read_weights_h5(filepath):
         return groups
 
 
+def resnet_depth(layer_names):
+    """"resnet50" or "resnet101" from the stage-4 blocks among layer names, else None."""
+    blocks = {n[4] for n in layer_names if n.startswith("res4") and n.endswith("_branch2a")}
+    return {6: "resnet50", 23: "resnet101"}.get(len(blocks))
+
+
+def adapt_conv1_kernel(kernel, channels):
+    """An RGB ``conv1`` kernel [h, w, 3, filters] for an input of ``channels`` channels.
+
+    The rule keeps the response to a gray image the same: whatever the channel count, an
+    image whose channels are all equal gives the RGB model's output on that gray image.
+    1 channel: the sum of the RGB kernels. N > 3: the RGB kernels for the first three
+    channels and their mean for the others, all scaled by 3 / N (RGB-D, multispectral).
+    2 channels: the mean kernel, scaled by 3 / 2, for both.
+    """
+    kernel = np.asarray(kernel)
+    if kernel.shape[2] != 3:
+        raise ValueError("conv1 adaptation starts from an RGB kernel, got {} input channels"
+                         .format(kernel.shape[2]))
+    mean = kernel.mean(axis=2, keepdims=True)
+    if channels == 1:
+        return kernel.sum(axis=2, keepdims=True)
+    if channels == 2:
+        return np.concatenate([mean, mean], axis=2) * 1.5
+    extra = [mean] * (channels - 3)
+    return np.concatenate([kernel] + extra, axis=2) * (3.0 / channels)
+
+
+def _fit_value(layer, variable, key, value, filepath):
+    """The stored ``value`` for ``variable``, adapted to the model, or a ValueError.
+
+    conv1's kernel is adapted from RGB when the model's input has another channel count.
+    """
+    shape = tuple(variable.shape)
+    if tuple(value.shape) == shape:
+        return value
+    if layer.name == "conv1" and value.ndim == 4 and value.shape[2] == 3 and \
+            value.shape[:2] + value.shape[3:] == shape[:2] + shape[3:]:
+        return adapt_conv1_kernel(value, shape[2]).astype(value.dtype)
+    raise ValueError(
+        "layer {!r}: weight {!r} has shape {} in {!r} but {} in the model. If the number of "
+        "classes differs, pass exclude=[\"mrcnn_class_logits\", \"mrcnn_bbox_fc\", "
+        "\"mrcnn_bbox\", \"mrcnn_mask\"]".format(layer.name, key, tuple(value.shape),
+                                                  filepath, shape))
+
+
 def load_weights_h5(model, filepath, by_name=False, exclude=None):
     """Assign the weights in ``filepath`` to the model's layers of the same name.
 
     by_name: False requires every weight layer of the model to be in the file; True loads the
         layers found and leaves the others as they are (Matterport's ``by_name=True``).
     exclude: layer names to skip (e.g. the class-specific heads when NUM_CLASSES differs).
+    A file of another ResNet depth (ResNet-101 weights for a ResNet-50 model) is refused.
+    conv1 is adapted from RGB when the model takes another number of channels (see
+    :func:`adapt_conv1_kernel`; exclude=["conv1"] skips it instead).
+    Every tensor is checked before any is assigned: an error leaves the model unchanged.
     Raises ValueError naming the layer and both shapes when a tensor does not fit.
     Returns the list of layer names that were loaded.
     """
     exclude = set(exclude or ())
     groups = read_weights_h5(filepath)
-    loaded = []
-    for owner, layer in weight_owners(model):
+    owners = weight_owners(model)
+    ours = resnet_depth([layer.name for _, layer in owners])
+    theirs = resnet_depth([n.split("/")[0] for items in groups.values() for n, _ in items])
+    if ours and theirs and ours != theirs:
+        raise ValueError("{!r} holds {} backbone weights but the model's BACKBONE is {}; "
+                         "set BACKBONE = {!r} in the config".format(filepath, theirs, ours,
+                                                                   theirs))
+    assignments, loaded = [], []
+    for owner, layer in owners:
         if layer.name in exclude or owner in exclude:
             continue
         if owner not in groups:
@@ -107,23 +164,15 @@ def load_weights_h5(model, filepath, by_name=False, exclude=None):
             raise ValueError("{!r} has no weights for layer {!r}; use by_name=True to load "
                              "a partial file".format(filepath, layer.name))
         stored = dict(groups[owner])
-        values = []
         for v in layer.weights:
             key = _variable_key(layer.name, v)
             if key not in stored:
                 raise ValueError("layer {!r}: {!r} has no tensor {!r} (it has {})".format(
                     layer.name, filepath, key, sorted(stored)))
-            value = stored[key]
-            if tuple(value.shape) != tuple(v.shape):
-                raise ValueError(
-                    "layer {!r}: weight {!r} has shape {} in {!r} but {} in the model. If the "
-                    "number of classes differs, pass exclude=[\"mrcnn_class_logits\", "
-                    "\"mrcnn_bbox_fc\", \"mrcnn_bbox\", \"mrcnn_mask\"]".format(
-                        layer.name, key, tuple(value.shape), filepath, tuple(v.shape)))
-            values.append(value)
-        for v, value in zip(layer.weights, values):
-            v.assign(value)
+            assignments.append((v, _fit_value(layer, v, key, stored[key], filepath)))
         loaded.append(layer.name)
+    for v, value in assignments:
+        v.assign(value)
     return loaded
 
 
@@ -169,24 +218,23 @@ def load_imagenet_weights(model, architecture, source=None):
     """Copy ImageNet ResNet weights onto the backbone layers of ``model``.
 
     source: a keras.applications ResNet to copy from (default: downloaded by Keras). Every
-    backbone layer must receive its tensors; shapes are checked. Returns the mrcnn layer names
-    that were set.
+    backbone layer must receive its tensors; shapes are checked before anything is assigned,
+    and conv1 is adapted when the model does not take RGB (:func:`adapt_conv1_kernel`).
+    Returns the mrcnn layer names that were set.
     """
     source = source if source is not None else imagenet_source_model(architecture)
     ours = {layer.name: layer for _, layer in weight_owners(model)}
-    loaded = []
+    assignments, loaded = [], []
     for src_name, dst_name in imagenet_layer_map(architecture).items():
         src = source.get_layer(src_name)
         if dst_name not in ours:
             raise ValueError("the model has no layer {!r} for ImageNet layer {!r}; is its "
                              "BACKBONE {!r}?".format(dst_name, src_name, architecture))
         dst = ours[dst_name]
-        values = [np.asarray(v.numpy()) for v in src.weights]
-        for v, value in zip(dst.weights, values):
-            if tuple(v.shape) != value.shape:
-                raise ValueError("layer {!r}: ImageNet tensor {} has shape {} but the model's "
-                                 "is {}".format(dst_name, v.name, value.shape, tuple(v.shape)))
-        for v, value in zip(dst.weights, values):
-            v.assign(value)
+        for v, value in zip(dst.weights, src.weights):
+            assignments.append((v, _fit_value(dst, v, v.name, np.asarray(value.numpy()),
+                                              "ImageNet " + architecture)))
         loaded.append(dst_name)
+    for v, value in assignments:
+        v.assign(value)
     return loaded

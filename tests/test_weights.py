@@ -3,6 +3,7 @@
 import urllib.error
 
 import h5py
+import keras
 import numpy as np
 import pytest
 
@@ -158,3 +159,90 @@ def test_imagenet_mapping_covers_every_backbone_tensor(architecture):
     assert mapping["conv4_block23_3_bn" if architecture == "resnet101" else
                    "conv4_block6_3_bn"] == ("bn4w_branch2c" if architecture == "resnet101"
                                              else "bn4f_branch2c")
+
+
+def conv1_model(channels, filters=8):
+    """A stand-in with Matterport's first layer: conv1 (7x7, stride 2) on `channels` inputs."""
+    x = keras.Input((None, None, channels))
+    return keras.Model(x, keras.layers.Conv2D(filters, 7, strides=2, name="conv1")(x))
+
+
+def test_rgb_conv1_adapts_to_one_and_four_channels(tmp_path):
+    rgb = conv1_model(3)
+    rgb.get_layer("conv1").set_weights([np.random.default_rng(5).normal(
+        size=(7, 7, 3, 8)).astype(np.float32), np.arange(8, dtype=np.float32)])
+    path = str(tmp_path / "rgb.h5")
+    weights.save_weights_h5(rgb, path)
+    kernel, bias = rgb.get_layer("conv1").get_weights()
+
+    gray = conv1_model(1)
+    weights.load_weights_h5(gray, path)
+    np.testing.assert_allclose(gray.get_layer("conv1").get_weights()[0],
+                               kernel.sum(axis=2, keepdims=True), rtol=1e-6)
+    np.testing.assert_array_equal(gray.get_layer("conv1").get_weights()[1], bias)
+    # The summed kernel on a gray image = the RGB kernel on that image repeated 3 times.
+    image = np.random.default_rng(6).uniform(0, 255, (1, 32, 32, 1)).astype(np.float32)
+    np.testing.assert_allclose(gray(image), rgb(np.repeat(image, 3, axis=-1)), rtol=1e-4,
+                               atol=1e-2)
+
+    rgbd = conv1_model(4)
+    weights.load_weights_h5(rgbd, path)
+    adapted = rgbd.get_layer("conv1").get_weights()[0]
+    np.testing.assert_allclose(adapted[:, :, :3], kernel * 0.75, rtol=1e-6)
+    np.testing.assert_allclose(adapted[:, :, 3], kernel.mean(axis=2) * 0.75, rtol=1e-5)
+    np.testing.assert_allclose(rgbd(np.repeat(image, 4, axis=-1)),
+                               rgb(np.repeat(image, 3, axis=-1)), rtol=1e-4, atol=1e-2)
+    # exclude still skips conv1 altogether.
+    before = rgbd.get_layer("conv1").get_weights()[0].copy()
+    weights.load_weights_h5(rgbd, path, exclude=["conv1"])
+    np.testing.assert_array_equal(rgbd.get_layer("conv1").get_weights()[0], before)
+
+
+def resnet_names_model(blocks):
+    """A stand-in whose layer names are a ResNet's stage 4 with `blocks` blocks."""
+    x = keras.Input((4,))
+    outputs = [keras.layers.Dense(2, name="res4{}_branch2a".format(chr(97 + i)))(x)
+               for i in range(blocks)]
+    return keras.Model(x, outputs)
+
+
+def test_a_resnet101_file_is_refused_by_a_resnet50_model(tmp_path):
+    path = str(tmp_path / "r101.h5")
+    weights.save_weights_h5(resnet_names_model(23), path)
+    r50 = resnet_names_model(6)
+    for by_name in (False, True):
+        with pytest.raises(ValueError, match="resnet101 backbone weights but the model's "
+                                             "BACKBONE is resnet50"):
+            weights.load_weights_h5(r50, path, by_name=by_name)
+
+
+def test_a_failed_load_changes_nothing(tmp_path, model):
+    path = tmp_path / "late_mismatch.h5"
+    write_matterport_h5(path, model.keras_model, np.random.default_rng(7))
+    with h5py.File(path, "r+") as f:       # the last head gets a tensor of the wrong shape
+        name = "mrcnn_mask/kernel:0"
+        group = f["mrcnn_mask"]
+        shape = group[name].shape
+        del group[name]
+        group.create_dataset(name, data=np.zeros(shape[:-1] + (shape[-1] + 1,), np.float32))
+    before = current(model.keras_model)
+    with pytest.raises(ValueError, match="layer 'mrcnn_mask'"):
+        model.load_weights(str(path))
+    after = current(model.keras_model)
+    for key in before:
+        np.testing.assert_array_equal(before[key], after[key])
+
+
+def test_imagenet_weights_adapt_conv1_for_four_channels():
+    class RGBD(TinyConfig):
+        BACKBONE = "resnet50"
+        COMPUTE_BACKBONE_SHAPE = None
+        IMAGE_CHANNEL_COUNT = 4
+        MEAN_PIXEL = np.array([123.7, 116.8, 103.9, 100.0])
+    model = modellib.MaskRCNN("inference", RGBD(), "/tmp/unused")
+    source = weights.imagenet_source_model("resnet50", weights=None)
+    loaded = model.get_imagenet_weights(source=source)
+    assert "conv1" in loaded
+    kernel = np.asarray(source.get_layer("conv1_conv").weights[0].numpy())
+    np.testing.assert_allclose(model.keras_model.get_layer("conv1").get_weights()[0],
+                               weights.adapt_conv1_kernel(kernel, 4), rtol=1e-6)
