@@ -48,6 +48,12 @@ class Config:
     MASK_HEAD_CHANNELS (256)
         Width of the mask head's convolutions; 256 matches Matterport's weights. Narrower heads
         train faster on a CPU when no pretrained weights are used.
+    TENSORBOARD_IMAGES (True)
+        At each epoch end, ``train()`` detects on the first validation images with the current
+        weights and writes pictures of ground truth vs detections to TensorBoard (run
+        ``images`` of the log directory). False turns it off.
+    TENSORBOARD_IMAGE_COUNT (4)
+        How many validation images those pictures show.
     """
 
     # --- run -------------------------------------------------------------------------------
@@ -166,6 +172,8 @@ class Config:
     SEED = None
     OPTIMIZER = "SGD"
     MASK_HEAD_CHANNELS = 256
+    TENSORBOARD_IMAGES = True
+    TENSORBOARD_IMAGE_COUNT = 4
 
     def __init__(self):
         """Compute the derived attributes and validate the configuration."""
@@ -207,7 +215,8 @@ class Config:
                      "POST_NMS_ROIS_TRAINING", "POST_NMS_ROIS_INFERENCE",
                      "TRAIN_ROIS_PER_IMAGE", "POOL_SIZE", "MASK_POOL_SIZE", "MAX_GT_INSTANCES",
                      "DETECTION_MAX_INSTANCES", "RPN_ANCHOR_STRIDE", "TOP_DOWN_PYRAMID_SIZE",
-                     "FPN_CLASSIF_FC_LAYERS_SIZE", "MASK_HEAD_CHANNELS"):
+                     "FPN_CLASSIF_FC_LAYERS_SIZE", "MASK_HEAD_CHANNELS",
+                     "TENSORBOARD_IMAGE_COUNT"):
             positive_int(name)
         if not isinstance(self.VALIDATION_STEPS, numbers.Integral) or self.VALIDATION_STEPS < 0:
             fail("VALIDATION_STEPS must be a non-negative integer, got {!r}".format(

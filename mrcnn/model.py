@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from mrcnn import checkpoints, graph, training, transform, weights
+from mrcnn.callbacks import DetectionImagesCallback, inference_config
 from mrcnn.checkpoints import CHECKPOINT_RE, CheckpointCallback  # noqa: F401 (Matterport API)
 from mrcnn.data import (build_input_pipeline, data_generator, load_image_gt,  # noqa: F401
                         resolve_seed)
@@ -139,7 +140,13 @@ class MaskRCNN:
         if val_dataset is not None and config.VALIDATION_STEPS:
             val_data = build_input_pipeline(val_dataset, config, shuffle=True, seed=seed + 1)
         callbacks = [keras.callbacks.TensorBoard(log_dir=self.log_dir, write_graph=False),
-                     CheckpointCallback(self)] + list(custom_callbacks or [])
+                     CheckpointCallback(self)]
+        if config.TENSORBOARD_IMAGES and val_dataset is not None:
+            callbacks.append(DetectionImagesCallback(
+                lambda: MaskRCNN("inference", inference_config(config), self.model_dir,
+                                 **vars(self.parts)),
+                self.keras_model, val_dataset, self.log_dir, config.TENSORBOARD_IMAGE_COUNT))
+        callbacks += list(custom_callbacks or [])
         self.set_trainable(layers)
         self.compile(learning_rate, config.LEARNING_MOMENTUM)
         history = self.keras_model.fit(

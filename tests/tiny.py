@@ -44,3 +44,6 @@ class TinyConfig(ShapesConfig):
     VALIDATION_STEPS = 1
     TRAIN_BN = None
     SEED = 0
+    # Detection pictures cost a second model per train() call; tests/test_callbacks.py
+    # turns them back on.
+    TENSORBOARD_IMAGES = False

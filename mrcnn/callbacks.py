@@ -1,0 +1,88 @@
+"""Keras callbacks of ``MaskRCNN.train`` beyond checkpoints: detection pictures in TensorBoard."""
+
+import copy
+import io
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mrcnn import boxes as box_utils
+from mrcnn import weights
+
+
+def inference_config(config, images_per_batch=1):
+    """A copy of a training config for detection: one device, ``images_per_batch`` images,
+    and 'pad64' instead of the training-only 'crop' mode."""
+    config = copy.copy(config)
+    config.GPU_COUNT = 1
+    config.IMAGES_PER_GPU = images_per_batch
+    if config.IMAGE_RESIZE_MODE == "crop":
+        config.IMAGE_RESIZE_MODE = "pad64"
+    config._compute()
+    config.validate()
+    return config
+
+
+def render_ground_truth_and_detections(image, gt_masks, gt_class_ids, result, class_names,
+                                       dpi=72):
+    """A two-panel picture (ground truth | detections) as a PNG byte string."""
+    import matplotlib.pyplot as plt
+
+    from mrcnn import visualize
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4.3))
+    visualize.display_instances(image, box_utils.extract_bboxes(gt_masks), gt_masks,
+                                gt_class_ids, class_names, ax=axes[0], title="ground truth")
+    visualize.display_instances(image, result["rois"], result["masks"], result["class_ids"],
+                                class_names, result["scores"], ax=axes[1], title="detections")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+class DetectionImagesCallback(keras.callbacks.Callback):
+    """At each epoch end, detect on a few fixed images with the current weights and write
+    pictures of ground truth vs detections to TensorBoard (run ``images`` of the log dir).
+
+    build_inference_model: a function returning an inference-mode ``MaskRCNN`` (built once, at
+    the first epoch end); training_model: the Keras model whose weights are copied into it by
+    layer name; dataset: where the images come from (its first ``count`` images).
+    """
+
+    def __init__(self, build_inference_model, training_model, dataset, log_dir, count=4):
+        super().__init__()
+        self.build_inference_model = build_inference_model
+        self.training_model = training_model
+        self.dataset = dataset
+        self.image_ids = list(dataset.image_ids[:count])
+        self.log_dir = os.path.join(log_dir, "images")
+        self._detector = self._writer = self._pairs = None
+        self._ground_truth = None
+
+    def _setup(self):
+        self._detector = self.build_inference_model()
+        source = {layer.name: layer for _, layer in weights.weight_owners(self.training_model)}
+        self._pairs = [(layer, source[layer.name])
+                       for _, layer in weights.weight_owners(self._detector.keras_model)]
+        self._writer = tf.summary.create_file_writer(self.log_dir)
+        self._ground_truth = [(self.dataset.load_image(i),) + tuple(self.dataset.load_mask(i))
+                              for i in self.image_ids]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.image_ids:
+            return
+        if self._detector is None:
+            self._setup()
+        for target, source in self._pairs:
+            target.set_weights(source.get_weights())
+        results = self._detector.detect([image for image, _, _ in self._ground_truth])
+        with self._writer.as_default():
+            for k, ((image, masks, class_ids), result) in enumerate(
+                    zip(self._ground_truth, results)):
+                png = render_ground_truth_and_detections(image, masks, class_ids, result,
+                                                         self.dataset.class_names)
+                tf.summary.image("detections/image_{}".format(self.image_ids[k]),
+                                 tf.image.decode_png(png)[tf.newaxis], step=epoch + 1)
+        self._writer.flush()
