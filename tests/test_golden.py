@@ -18,13 +18,21 @@ def today(recorded):
     return golden.compute(inputs)
 
 
+# The head losses depend on which 50 proposals survive NMS. With near-uniform random RPN
+# scores, proposals a few ulps apart swap places between CPUs with and without AVX-512 (oneDNN
+# picks other kernels): the recording machine (AVX-512) and an AVX2 machine differ by 0.14 %
+# (class) and 0.5 % (box). The RPN losses and the mask loss stay within 1e-4.
+HEAD_LOSS_RTOL = {"mrcnn_class_loss": 1e-2, "mrcnn_bbox_loss": 2e-2}
+
+
 def test_losses_equal_the_recorded_ones(recorded, today):
     _, losses, _, positives = today
     # Sampling is exhaustive only while every positive fits the positive quota (20).
     assert positives == int(recorded["max_positives"]) < 20
     for name in golden.LOSS_NAMES:
         assert losses[name] > 0, name
-        assert losses[name] == pytest.approx(float(recorded["loss_" + name]), rel=1e-4), name
+        assert losses[name] == pytest.approx(float(recorded["loss_" + name]),
+                                             rel=HEAD_LOSS_RTOL.get(name, 1e-4)), name
 
 
 def test_detections_equal_the_recorded_ones(recorded, today):
