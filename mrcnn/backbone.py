@@ -6,58 +6,57 @@ Layer names match Matterport's so that its ``.h5`` weights load by name: ``conv1
 
 from keras import layers
 
-from mrcnn.layers import BatchNorm, bn_mode
+from mrcnn.layers import normalization
 
 # Identity blocks in stage 4 after the conv block: b..f for ResNet-50, b..w for ResNet-101.
 STAGE4_IDENTITY_BLOCKS = {"resnet50": 5, "resnet101": 22}
 
 
-def _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_bias, train_bn):
-    """The main path of a ResNet block: 1x1 (strided) -> kxk -> 1x1, each with BatchNorm."""
+def _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_bias, train_bn,
+                norm):
+    """The main path of a ResNet block: 1x1 (strided) -> kxk -> 1x1, each normalized."""
     f1, f2, f3 = filters
     conv_name = "res{}{}_branch".format(stage, block)
     bn_name = "bn{}{}_branch".format(stage, block)
-    mode = bn_mode(train_bn)
     x = layers.Conv2D(f1, (1, 1), strides=strides, name=conv_name + "2a",
                       use_bias=use_bias)(input_tensor)
-    x = BatchNorm(train_bn=mode, name=bn_name + "2a")(x)
+    x = normalization(norm, train_bn, bn_name + "2a")(x)
     x = layers.Activation("relu")(x)
     x = layers.Conv2D(f2, (kernel_size, kernel_size), padding="same", name=conv_name + "2b",
                       use_bias=use_bias)(x)
-    x = BatchNorm(train_bn=mode, name=bn_name + "2b")(x)
+    x = normalization(norm, train_bn, bn_name + "2b")(x)
     x = layers.Activation("relu")(x)
     x = layers.Conv2D(f3, (1, 1), name=conv_name + "2c", use_bias=use_bias)(x)
-    return BatchNorm(train_bn=mode, name=bn_name + "2c")(x)
+    return normalization(norm, train_bn, bn_name + "2c")(x)
 
 
 def identity_block(input_tensor, kernel_size, filters, stage, block, use_bias=True,
-                   train_bn=True):
+                   train_bn=True, norm="batch"):
     """ResNet block without a conv on the shortcut: main path plus the input."""
     x = _bottleneck(input_tensor, kernel_size, filters, stage, block, (1, 1), use_bias,
-                    train_bn)
+                    train_bn, norm)
     x = layers.Add()([x, input_tensor])
     return layers.Activation("relu", name="res{}{}_out".format(stage, block))(x)
 
 
 def conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2), use_bias=True,
-               train_bn=True):
+               train_bn=True, norm="batch"):
     """ResNet block with a strided 1x1 conv on the shortcut (first block of a stage)."""
     x = _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_bias,
-                    train_bn)
+                    train_bn, norm)
     shortcut = layers.Conv2D(filters[2], (1, 1), strides=strides,
                              name="res{}{}_branch1".format(stage, block),
                              use_bias=use_bias)(input_tensor)
-    shortcut = BatchNorm(train_bn=bn_mode(train_bn),
-                         name="bn{}{}_branch1".format(stage, block))(shortcut)
+    shortcut = normalization(norm, train_bn, "bn{}{}_branch1".format(stage, block))(shortcut)
     x = layers.Add()([x, shortcut])
     return layers.Activation("relu", name="res{}{}_out".format(stage, block))(x)
 
 
-def resnet_graph(input_image, architecture, train_bn=True):
+def resnet_graph(input_image, architecture, train_bn=True, norm="batch"):
     """ResNet feature maps [C1, C2, C3, C4, C5] at strides 2, 4, 8, 16, 32.
 
-    architecture: "resnet50" or "resnet101". (Matterport's ``stage5=False`` is gone: the FPN
-    always needs C5.)
+    architecture: "resnet50" or "resnet101"; norm: Config.NORM (see layers.normalization).
+    (Matterport's ``stage5=False`` is gone: the FPN always needs C5.)
     """
     if architecture not in STAGE4_IDENTITY_BLOCKS:
         raise ValueError("architecture must be resnet50 or resnet101, got {!r}".format(
@@ -65,50 +64,51 @@ def resnet_graph(input_image, architecture, train_bn=True):
     # Stage 1: [B, H, W, C] -> [B, H/4, W/4, 64]
     x = layers.ZeroPadding2D((3, 3))(input_image)
     x = layers.Conv2D(64, (7, 7), strides=(2, 2), name="conv1", use_bias=True)(x)
-    x = BatchNorm(train_bn=bn_mode(train_bn), name="bn_conv1")(x)
+    x = normalization(norm, train_bn, "bn_conv1")(x)
+    kw = {"train_bn": train_bn, "norm": norm}
     x = layers.Activation("relu")(x)
     C1 = x = layers.MaxPooling2D((3, 3), strides=(2, 2), padding="same")(x)
     # Stage 2
-    x = conv_block(x, 3, [64, 64, 256], stage=2, block="a", strides=(1, 1), train_bn=train_bn)
-    x = identity_block(x, 3, [64, 64, 256], stage=2, block="b", train_bn=train_bn)
-    C2 = x = identity_block(x, 3, [64, 64, 256], stage=2, block="c", train_bn=train_bn)
+    x = conv_block(x, 3, [64, 64, 256], stage=2, block="a", strides=(1, 1), **kw)
+    x = identity_block(x, 3, [64, 64, 256], stage=2, block="b", **kw)
+    C2 = x = identity_block(x, 3, [64, 64, 256], stage=2, block="c", **kw)
     # Stage 3
-    x = conv_block(x, 3, [128, 128, 512], stage=3, block="a", train_bn=train_bn)
+    x = conv_block(x, 3, [128, 128, 512], stage=3, block="a", **kw)
     for block in "bcd":
-        x = identity_block(x, 3, [128, 128, 512], stage=3, block=block, train_bn=train_bn)
+        x = identity_block(x, 3, [128, 128, 512], stage=3, block=block, **kw)
     C3 = x
     # Stage 4
-    x = conv_block(x, 3, [256, 256, 1024], stage=4, block="a", train_bn=train_bn)
+    x = conv_block(x, 3, [256, 256, 1024], stage=4, block="a", **kw)
     for i in range(STAGE4_IDENTITY_BLOCKS[architecture]):
         x = identity_block(x, 3, [256, 256, 1024], stage=4, block=chr(98 + i),
-                           train_bn=train_bn)
+                           train_bn=train_bn, norm=norm)
     C4 = x
     # Stage 5
-    x = conv_block(x, 3, [512, 512, 2048], stage=5, block="a", train_bn=train_bn)
-    x = identity_block(x, 3, [512, 512, 2048], stage=5, block="b", train_bn=train_bn)
-    C5 = identity_block(x, 3, [512, 512, 2048], stage=5, block="c", train_bn=train_bn)
+    x = conv_block(x, 3, [512, 512, 2048], stage=5, block="a", **kw)
+    x = identity_block(x, 3, [512, 512, 2048], stage=5, block="b", **kw)
+    C5 = identity_block(x, 3, [512, 512, 2048], stage=5, block="c", **kw)
     return [C1, C2, C3, C4, C5]
 
 
-def fpn_graph(C2, C3, C4, C5, pyramid_size):
+def fpn_graph(C2, C3, C4, C5, pyramid_size, norm="batch"):
     """Feature pyramid [P2, P3, P4, P5, P6], each with ``pyramid_size`` channels.
 
     Top-down: P5 = 1x1(C5); P4 = up(P5) + 1x1(C4); ... then a 3x3 conv on each; P6 subsamples P5
-    (it only feeds the RPN's largest anchors).
+    (it only feeds the RPN's largest anchors). norm="group" adds GroupNorm after every conv
+    (``<conv name>_gn``), as detectron2's GN FPN; Matterport's FPN has no normalization.
     """
-    P5 = layers.Conv2D(pyramid_size, (1, 1), name="fpn_c5p5")(C5)
+    def conv(x, kernel, name):
+        x = layers.Conv2D(pyramid_size, kernel, padding="same", name=name)(x)
+        return normalization("group", None, name + "_gn")(x) if norm == "group" else x
+
+    P5 = conv(C5, (1, 1), "fpn_c5p5")
     P4 = layers.Add(name="fpn_p4add")([
-        layers.UpSampling2D(size=(2, 2), name="fpn_p5upsampled")(P5),
-        layers.Conv2D(pyramid_size, (1, 1), name="fpn_c4p4")(C4)])
+        layers.UpSampling2D(size=(2, 2), name="fpn_p5upsampled")(P5), conv(C4, (1, 1), "fpn_c4p4")])
     P3 = layers.Add(name="fpn_p3add")([
-        layers.UpSampling2D(size=(2, 2), name="fpn_p4upsampled")(P4),
-        layers.Conv2D(pyramid_size, (1, 1), name="fpn_c3p3")(C3)])
+        layers.UpSampling2D(size=(2, 2), name="fpn_p4upsampled")(P4), conv(C3, (1, 1), "fpn_c3p3")])
     P2 = layers.Add(name="fpn_p2add")([
-        layers.UpSampling2D(size=(2, 2), name="fpn_p3upsampled")(P3),
-        layers.Conv2D(pyramid_size, (1, 1), name="fpn_c2p2")(C2)])
-    P2 = layers.Conv2D(pyramid_size, (3, 3), padding="same", name="fpn_p2")(P2)
-    P3 = layers.Conv2D(pyramid_size, (3, 3), padding="same", name="fpn_p3")(P3)
-    P4 = layers.Conv2D(pyramid_size, (3, 3), padding="same", name="fpn_p4")(P4)
-    P5 = layers.Conv2D(pyramid_size, (3, 3), padding="same", name="fpn_p5")(P5)
+        layers.UpSampling2D(size=(2, 2), name="fpn_p3upsampled")(P3), conv(C2, (1, 1), "fpn_c2p2")])
+    P2, P3, P4, P5 = [conv(p, (3, 3), "fpn_p{}".format(i)) for i, p in
+                      zip(range(2, 6), (P2, P3, P4, P5))]
     P6 = layers.MaxPooling2D(pool_size=(1, 1), strides=2, name="fpn_p6")(P5)
     return [P2, P3, P4, P5, P6]

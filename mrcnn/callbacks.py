@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from mrcnn import boxes as box_utils
-from mrcnn import weights
+from mrcnn import evaluate, weights
 
 
 def inference_config(config, images_per_batch=1):
@@ -43,16 +43,22 @@ def render_ground_truth_and_detections(image, gt_masks, gt_class_ids, result, cl
 
 
 class DetectionImagesCallback(keras.callbacks.Callback):
-    """At each epoch end, detect on a few fixed images with the current weights and write
-    pictures of ground truth vs detections to TensorBoard (run ``images`` of the log dir).
+    """At each epoch end, detect on a few fixed images with the current weights; write
+    pictures of ground truth vs detections to TensorBoard (run ``images`` of the log dir) and
+    print the evaluation's one-class-collapse warning when the detections call for it.
 
     build_inference_model: a function returning an inference-mode ``MaskRCNN`` (built once, at
     the first epoch end); training_model: the Keras model whose weights are copied into it by
-    layer name; dataset: where the images come from (its first ``count`` images).
+    layer name; dataset: where the images come from (its first ``count`` images); pictures /
+    check_collapse: what to do with the detections.
     """
 
-    def __init__(self, build_inference_model, training_model, dataset, log_dir, count=4):
+    def __init__(self, build_inference_model, training_model, dataset, log_dir, count=4,
+                 pictures=True, check_collapse=True):
         super().__init__()
+        self.pictures = pictures
+        self.check_collapse = check_collapse
+        self.warnings = []
         self.build_inference_model = build_inference_model
         self.training_model = training_model
         self.dataset = dataset
@@ -78,6 +84,17 @@ class DetectionImagesCallback(keras.callbacks.Callback):
         for target, source in self._pairs:
             target.set_weights(source.get_weights())
         results = self._detector.detect([image for image, _, _ in self._ground_truth])
+        if self.check_collapse:
+            matrix = evaluate.confusion_matrix(self.dataset, self.image_ids, results)
+            warning = evaluate.collapse_warning(matrix, self.dataset.class_names)
+            if warning:
+                self.warnings.append((epoch + 1, warning))
+                print("\nEpoch {}: WARNING on {} validation images: {}".format(
+                    epoch + 1, len(self.image_ids), warning))
+        if self.pictures:
+            self._write_pictures(epoch, results)
+
+    def _write_pictures(self, epoch, results):
         with self._writer.as_default():
             for k, ((image, masks, class_ids), result) in enumerate(
                     zip(self._ground_truth, results)):

@@ -21,6 +21,10 @@ RESIZE_MODES = ("none", "square", "pad64", "crop")
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
+MASK_LOSSES = ("bce", "dice", "bce+dice")
+
+NORMS = ("batch", "frozen_batch", "group")
+
 
 class Config:
     """Base configuration class.
@@ -54,6 +58,47 @@ class Config:
         ``images`` of the log directory). False turns it off.
     TENSORBOARD_IMAGE_COUNT (4)
         How many validation images those pictures show.
+    CLASS_COLLAPSE_WARNING (True)
+        At each epoch end, print the evaluation's "everything predicted as one class" warning
+        when the detections on those validation images show it.
+    MASK_CLASS_AGNOSTIC (False)
+        True: the mask head predicts one mask channel for every class (instance segmentation
+        without class labels; see also ``dataset.ClassAgnosticDataset``). Loading class-aware
+        weights skips ``mrcnn_mask`` with a message.
+    MASK_LOSS ("bce")
+        "bce" (Matterport's binary cross-entropy), "dice" (1 - soft Dice per RoI) or
+        "bce+dice", on the ground-truth channel of the positive RoIs.
+    NORM ("batch")
+        Normalization in the backbone, the FPN and both heads: "batch" (BatchNorm, in
+        TRAIN_BN's mode; Matterport's, and the FPN has none), "frozen_batch" (BatchNorm on its
+        moving statistics, never trained: the standard fine-tuning recipe on small data) or
+        "group" (GroupNorm with 32 groups, also after the FPN convolutions, as detectron2's GN
+        models: for training from scratch with small batches).
+    LR_SCHEDULE (None), LR_STEP_FRACTIONS ((0.67, 0.89)), WARMUP_STEPS (0)
+        The learning rate over each ``train()`` call: None keeps it constant (Matterport);
+        "step" multiplies it by 0.1 at each fraction of the call's steps; "cosine" decays it
+        to 0. WARMUP_STEPS > 0 ramps it up linearly from 0.001x over the first steps (training
+        from scratch). Keras schedules; see ``training.learning_rate_schedule``.
+    BACKBONE_LR_MULTIPLIER (1.0)
+        The ResNet layers learn at this multiple of the learning rate (e.g. 0.1 when
+        fine-tuning pretrained weights): a true per-layer rate for every optimizer.
+    IMAGE_SCALE_RANGE (None)
+        Multi-scale training: (low, high) range of a random scale of each training image's
+        content inside the fixed canvas ("square" mode), masks and boxes following.
+    HORIZONTAL_FLIP (False)
+        Flip training images horizontally with probability 0.5 (with ``train(augmentation=)``
+        given as an albumentations transform, both are applied).
+    REPEAT_FACTOR_THRESHOLD (None)
+        Repeat-factor sampling of rare classes (LVIS): an image is repeated max over its classes
+        of max(1, sqrt(t / f(c))) times per epoch, f(c) the fraction of training images with
+        class c; e.g. 0.1. Deterministic for a SEED.
+    GRADIENT_CLIP_GLOBAL (False)
+        True clips the global norm of all gradients to GRADIENT_CLIP_NORM instead of each
+        tensor's norm (Matterport's).
+    CLASS_WEIGHTS (None)
+        Weights of the classifier's cross-entropy per target class: a list of NUM_CLASSES
+        numbers (background first), or "balanced" (from the training set's instance counts,
+        see ``losses.balanced_class_weights``), against class imbalance.
     """
 
     # --- run -------------------------------------------------------------------------------
@@ -174,6 +219,19 @@ class Config:
     MASK_HEAD_CHANNELS = 256
     TENSORBOARD_IMAGES = True
     TENSORBOARD_IMAGE_COUNT = 4
+    CLASS_COLLAPSE_WARNING = True
+    MASK_CLASS_AGNOSTIC = False
+    MASK_LOSS = "bce"
+    CLASS_WEIGHTS = None
+    NORM = "batch"
+    LR_SCHEDULE = None
+    LR_STEP_FRACTIONS = (0.67, 0.89)
+    WARMUP_STEPS = 0
+    GRADIENT_CLIP_GLOBAL = False
+    BACKBONE_LR_MULTIPLIER = 1.0
+    IMAGE_SCALE_RANGE = None
+    HORIZONTAL_FLIP = False
+    REPEAT_FACTOR_THRESHOLD = None
 
     def __init__(self):
         """Compute the derived attributes and validate the configuration."""
@@ -281,6 +339,39 @@ class Config:
             fail("RPN_NEGATIVE_IOU ({}) must not exceed RPN_POSITIVE_IOU ({})".format(
                 self.RPN_NEGATIVE_IOU, self.RPN_POSITIVE_IOU))
 
+        if self.LR_SCHEDULE not in (None, "step", "cosine"):
+            fail("LR_SCHEDULE must be None, 'step' or 'cosine', got {!r}".format(
+                self.LR_SCHEDULE))
+        if any(not 0 < f < 1 for f in self.LR_STEP_FRACTIONS) or \
+                list(self.LR_STEP_FRACTIONS) != sorted(self.LR_STEP_FRACTIONS):
+            fail("LR_STEP_FRACTIONS must be increasing fractions in (0, 1), got {!r}".format(
+                self.LR_STEP_FRACTIONS))
+        if not isinstance(self.WARMUP_STEPS, numbers.Integral) or self.WARMUP_STEPS < 0:
+            fail("WARMUP_STEPS must be a non-negative integer, got {!r}".format(
+                self.WARMUP_STEPS))
+        if self.IMAGE_SCALE_RANGE is not None:
+            low, high = self.IMAGE_SCALE_RANGE
+            if not 0 < low <= high or self.IMAGE_RESIZE_MODE != "square":
+                fail("IMAGE_SCALE_RANGE must be (low, high) with 0 < low <= high, in 'square' "
+                     "mode; got {!r} in {!r} mode".format(self.IMAGE_SCALE_RANGE,
+                                                         self.IMAGE_RESIZE_MODE))
+        if self.REPEAT_FACTOR_THRESHOLD is not None and not 0 < self.REPEAT_FACTOR_THRESHOLD <= 1:
+            fail("REPEAT_FACTOR_THRESHOLD must be in (0, 1], got {!r}".format(
+                self.REPEAT_FACTOR_THRESHOLD))
+        if self.NORM not in NORMS:
+            fail("NORM must be one of {}, got {!r}".format(NORMS, self.NORM))
+        if self.MASK_LOSS not in MASK_LOSSES:
+            fail("MASK_LOSS must be one of {}, got {!r}".format(MASK_LOSSES, self.MASK_LOSS))
+        weights = self.CLASS_WEIGHTS
+        if weights is not None and not isinstance(weights, str):
+            weights = np.asarray(weights, dtype=np.float64)
+            if weights.shape != (self.NUM_CLASSES,) or np.any(weights < 0) or \
+                    not np.all(np.isfinite(weights)):
+                fail("CLASS_WEIGHTS must hold NUM_CLASSES ({}) non-negative numbers, background "
+                     "first, got {!r}".format(self.NUM_CLASSES, self.CLASS_WEIGHTS))
+        elif weights not in (None, "balanced"):
+            fail("CLASS_WEIGHTS must be None, 'balanced' or a list of NUM_CLASSES numbers, got "
+                 "{!r}".format(weights))
         if not self.USE_RPN_ROIS:
             fail("USE_RPN_ROIS=False (training the heads on externally generated RoIs) is not "
                  "supported; the heads train on RPN proposals")
@@ -290,7 +381,8 @@ class Config:
         if unknown:
             fail("LOSS_WEIGHTS has unknown keys {}; valid keys are {}".format(
                 sorted(unknown), list(LOSS_NAMES)))
-        for name in ("LEARNING_RATE", "WEIGHT_DECAY", "LEARNING_MOMENTUM"):
+        for name in ("LEARNING_RATE", "WEIGHT_DECAY", "LEARNING_MOMENTUM",
+                     "BACKBONE_LR_MULTIPLIER"):
             if getattr(self, name) < 0:
                 fail("{} must not be negative, got {!r}".format(name, getattr(self, name)))
         if self.GRADIENT_CLIP_NORM is not None and self.GRADIENT_CLIP_NORM <= 0:

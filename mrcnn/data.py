@@ -9,8 +9,9 @@ import threading
 
 import numpy as np
 
-from mrcnn import utils
+from mrcnn import repeat_factor, utils
 from mrcnn.image_meta import compose_image_meta, parse_image_meta  # noqa: F401 (Matterport API)
+from mrcnn.images import check_image
 from mrcnn.transform import mold_image, unmold_image  # noqa: F401 (Matterport API)
 
 # Input names of the training graph, in Matterport's order.
@@ -94,7 +95,8 @@ def load_image_gt(dataset, config, image_id, augmentation=None, use_mini_mask=No
     Resizes the image and masks per ``config``, applies ``augmentation`` (after resizing, as
     Matterport does), drops instances that vanished, computes boxes from masks and, with
     ``use_mini_mask`` (default ``config.USE_MINI_MASK``), shrinks masks to MINI_MASK_SHAPE.
-    Images without instances are valid: they yield empty class ids, boxes and masks.
+    Images without instances are valid: they yield empty class ids, boxes and masks. The image
+    is checked by :func:`mrcnn.images.check_image` (0..255 values; 16-bit ones are scaled).
 
     rng: ``numpy.random.Generator`` for the crop position and augmentation seed.
 
@@ -111,11 +113,11 @@ def load_image_gt(dataset, config, image_id, augmentation=None, use_mini_mask=No
         raise ValueError("dataset has {} classes (background included) but config.NUM_CLASSES "
                          "is {}".format(dataset.num_classes, config.NUM_CLASSES))
 
-    image = np.asarray(dataset.load_image(image_id))
+    image = dataset.load_image(image_id)
     mask, class_ids = dataset.load_mask(image_id)
     mask = np.asarray(mask)
     class_ids = np.asarray(class_ids, dtype=np.int32).reshape(-1)
-    _check_gt(dataset, config, image_id, image, mask, class_ids)
+    image = _check_gt(dataset, config, image_id, image, mask, class_ids)
     if mask.shape[-1] == 0:
         mask = np.zeros(image.shape[:2] + (0,), dtype=bool)
 
@@ -124,6 +126,10 @@ def load_image_gt(dataset, config, image_id, augmentation=None, use_mini_mask=No
         image, min_dim=config.IMAGE_MIN_DIM, min_scale=config.IMAGE_MIN_SCALE,
         max_dim=config.IMAGE_MAX_DIM, mode=config.IMAGE_RESIZE_MODE, rng=rng)
     mask = utils.resize_mask(mask, scale, padding, crop)
+    if config.IMAGE_SCALE_RANGE:
+        factor = float(rng.uniform(*config.IMAGE_SCALE_RANGE))
+        image, mask, window = scale_in_canvas(image, mask, window, factor, rng)
+        scale *= factor
 
     if augmentation is not None:
         image, mask = augment(augmentation, image, mask, int(rng.integers(0, 2 ** 31 - 1)))
@@ -147,15 +153,57 @@ def load_image_gt(dataset, config, image_id, augmentation=None, use_mini_mask=No
     return image, image_meta, class_ids, bbox, mask
 
 
+def scale_in_canvas(image, mask, window, factor, rng):
+    """Multi-scale training: rescale a molded image's content (its ``window``) by ``factor``
+    inside the same canvas, masks following. A smaller content is placed at a random position
+    on the zero canvas, a larger one randomly cropped to it.
+
+    image: [H, W, C]; mask: [H, W, N] bool. Returns (image, mask, window).
+    """
+    y1, x1, y2, x2 = window
+    content = image[y1:y2, x1:x2]
+    h, w = content.shape[:2]
+    size = (max(1, round(h * factor)), max(1, round(w * factor)))
+    content = utils.resize(content, size, preserve_range=True).astype(image.dtype)
+    content_mask = utils.resize_mask(mask[y1:y2, x1:x2], factor, [(0, 0)] * 3)[:size[0],
+                                                                            :size[1]]
+    canvas = np.zeros_like(image)
+    canvas_mask = np.zeros(image.shape[:2] + (mask.shape[-1],), dtype=bool)
+    # Per axis: a random crop start in the content, or a random place on the canvas.
+    starts = []
+    for side, canvas_side in zip(content.shape[:2], image.shape[:2]):
+        shift = int(rng.integers(0, abs(side - canvas_side) + 1))
+        starts.append((shift, 0) if side > canvas_side else (0, shift))
+    (cy, ty), (cx, tx) = starts
+    ch, cw = min(size[0], image.shape[0]), min(size[1], image.shape[1])
+    canvas[ty:ty + ch, tx:tx + cw] = content[cy:cy + ch, cx:cx + cw]
+    canvas_mask[ty:ty + ch, tx:tx + cw] = content_mask[cy:cy + ch, cx:cx + cw]
+    return canvas, canvas_mask, (ty, tx, ty + ch, tx + cw)
+
+
+def horizontal_flip(p=0.5):
+    """The standard recipe's augmentation: an albumentations horizontal flip (masks follow)."""
+    import albumentations as A
+    return A.HorizontalFlip(p=p)
+
+
+def with_horizontal_flip(augmentation=None):
+    """``augmentation`` preceded by :func:`horizontal_flip` (Config.HORIZONTAL_FLIP)."""
+    if augmentation is None:
+        return horizontal_flip()
+    if is_imgaug_augmenter(augmentation):
+        raise ValueError("HORIZONTAL_FLIP composes with albumentations transforms; add "
+                         "imgaug's Fliplr(0.5) to your imgaug augmenter instead")
+    import albumentations as A
+    return A.Compose([horizontal_flip(), augmentation])
+
+
 def _check_gt(dataset, config, image_id, image, mask, class_ids):
-    """Raise ValueError naming the image when its image or masks are malformed."""
+    """The image checked by ``check_image`` (0..255); raise ValueError naming the image when
+    its image or masks are malformed."""
     where = "image id {} ({})".format(
         image_id, dataset.image_reference(image_id) or dataset.image_info[image_id].get("path"))
-    if image.ndim != 3 or image.shape[-1] != config.IMAGE_CHANNEL_COUNT:
-        raise ValueError("{}: image has shape {} but config.IMAGE_CHANNEL_COUNT is {}".format(
-            where, image.shape, config.IMAGE_CHANNEL_COUNT))
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError("{}: image is empty (shape {})".format(where, image.shape))
+    image = check_image(image, where, config.IMAGE_CHANNEL_COUNT)
     n = mask.shape[-1] if mask.ndim == 3 else None
     if n is None:
         raise ValueError("{}: load_mask returned a mask of shape {}; expected [height, width, "
@@ -169,6 +217,7 @@ def _check_gt(dataset, config, image_id, image, mask, class_ids):
     if n and (class_ids.max() >= config.NUM_CLASSES or np.any(class_ids == 0)):
         raise ValueError("{}: class ids {} must be in 1..{} (negative for crowd regions)".format(
             where, class_ids.tolist(), config.NUM_CLASSES - 1))
+    return image
 
 
 def build_rpn_targets(image_shape, anchors, gt_class_ids, gt_boxes, config, rng=None):
@@ -202,11 +251,13 @@ class SampleBuilder:
     The image order is a permutation per epoch drawn from ``(seed, epoch)``, and all of a
     sample's randomness (crop, augmentation, anchor subsampling, GT subsampling) from
     ``(seed, k)``. Samples can therefore be built in parallel threads in any order and still
-    come out the same for the same seed.
+    come out the same for the same seed. ``name`` (e.g. "train", "validation") names the
+    dataset in errors.
     """
 
     def __init__(self, dataset, config, shuffle=True, augmentation=None,
-                 no_augmentation_sources=None, seed=0):
+                 no_augmentation_sources=None, seed=0, name="training",
+                 repeat_factor_threshold=None):
         self.dataset = dataset
         self.config = config
         self.shuffle = shuffle
@@ -215,24 +266,48 @@ class SampleBuilder:
         self.seed = int(seed)
         self.num_images = len(dataset.image_ids)
         if self.num_images == 0:
-            raise ValueError("the dataset has no images; did you call prepare()?")
+            raise ValueError("the {} dataset has no images; did you call prepare()?".format(
+                name))
+        # Repeat-factor sampling (LVIS): epochs repeat images of rare classes, so their
+        # lengths vary; _epoch_starts[e] is the index of epoch e's first sample.
+        self.repeat_factors = None
+        if repeat_factor_threshold:
+            self.repeat_factors = repeat_factor.repeat_factors(dataset, repeat_factor_threshold)
         self._orders = {}
+        self._epoch_starts = [0]
+        self._order_lock = threading.Lock()
         # Augmenters hold their random state; seeding and calling them must not interleave.
         self._augment_lock = threading.Lock()
 
-    def image_id(self, k):
-        """Image id of the k-th sample."""
-        epoch, position = divmod(int(k), self.num_images)
+    def epoch_order(self, epoch):
+        """Positions (in ``dataset.image_ids``) of the images of one epoch, in order."""
         order = self._orders.get(epoch)
         if order is None:
-            if self.shuffle:
-                order = np.random.default_rng([self.seed, 0, epoch]).permutation(self.num_images)
+            rng = np.random.default_rng([self.seed, 0, epoch])
+            if self.repeat_factors is not None:
+                order = repeat_factor.epoch_order(self.repeat_factors, rng)
+            elif self.shuffle:
+                order = rng.permutation(self.num_images)
             else:
                 order = np.arange(self.num_images)
             if len(self._orders) > 4:
                 self._orders.clear()
             self._orders[epoch] = order
-        return self.dataset.image_ids[order[position]]
+        return order
+
+    def image_id(self, k):
+        """Image id of the k-th sample."""
+        k = int(k)
+        if self.repeat_factors is None:
+            epoch, position = divmod(k, self.num_images)
+        else:
+            with self._order_lock:
+                starts = self._epoch_starts
+                while starts[-1] <= k:
+                    starts.append(starts[-1] + len(self.epoch_order(len(starts) - 1)))
+                epoch = int(np.searchsorted(starts, k, side="right")) - 1
+                position = k - starts[epoch]
+        return self.dataset.image_ids[self.epoch_order(epoch)[position]]
 
     def __call__(self, k):
         """The k-th sample's NumPy part, not batched: a tuple in ``BUILDER_NAMES`` order.
@@ -305,7 +380,7 @@ def builder_signature(config, image_shape=None):
 def build_input_pipeline(dataset, config, shuffle=True, augmentation=None,
                          no_augmentation_sources=None, batch_size=None, seed=None,
                          repeat=True, start_index=0, num_parallel_calls=None,
-                         prefetch=True):
+                         prefetch=True, name="training", repeat_factor_threshold=None):
     """A ``tf.data.Dataset`` of training batches for ``keras.Model.fit``.
 
     Each element is a dict keyed by ``INPUT_NAMES`` (Matterport's input layer names) with
@@ -315,6 +390,9 @@ def build_input_pipeline(dataset, config, shuffle=True, augmentation=None,
 
     repeat: cycle over the data forever (epochs of shuffled images) or stop after one pass.
     start_index: index of the first sample (to resume a run where it stopped).
+    name: the dataset's role ("train", "validation"), named in errors.
+    repeat_factor_threshold: repeat-factor sampling of rare classes (see mrcnn.repeat_factor);
+    None samples every image once per epoch.
     """
     import tensorflow as tf
 
@@ -322,7 +400,8 @@ def build_input_pipeline(dataset, config, shuffle=True, augmentation=None,
     batch_size = batch_size or config.BATCH_SIZE
     seed = resolve_seed(config) if seed is None else seed
     builder = SampleBuilder(dataset, config, shuffle=shuffle, augmentation=augmentation,
-                            no_augmentation_sources=no_augmentation_sources, seed=seed)
+                            no_augmentation_sources=no_augmentation_sources, seed=seed,
+                            name=name, repeat_factor_threshold=repeat_factor_threshold)
     fixed = config.IMAGE_RESIZE_MODE in ("square", "crop")
     if not fixed and batch_size > 1:
         raise ValueError("IMAGE_RESIZE_MODE={!r} gives images of different sizes, which cannot "

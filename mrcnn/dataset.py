@@ -6,6 +6,8 @@ import numpy as np
 import skimage.color
 import skimage.io
 
+from mrcnn.images import check_image
+
 logger = logging.getLogger(__name__)
 
 
@@ -71,6 +73,7 @@ class Dataset:
 
         class_map: optional ``{"source.id": "other_source.other_id"}`` to merge classes of
         different sources into one internal class (the key's class takes the target's id).
+        Raises ValueError naming the image when an image's source has no registered class.
         """
         class_map = class_map if class_map is not None else (self.class_map or {})
 
@@ -114,6 +117,13 @@ class Dataset:
             ids.update(self.class_from_source_map[key(info)] for info in merged_away
                        if info["source"] == source)
             self.source_class_ids[source] = sorted(ids)
+        # Training looks up the classes of each image's source: one without any cannot train.
+        for i, info in enumerate(self.image_info):
+            if info["source"] not in self.source_class_ids:
+                raise ValueError("image {} (id {!r}, source {!r}): no class is registered for "
+                                 "its source; call add_class({!r}, ...) (sources with classes: "
+                                 "{})".format(i, info["id"], info["source"], info["source"],
+                                              [s for s in self.sources if s]))
 
     def map_source_class_id(self, source_class_id):
         """Internal class id of a ``"source.id"`` string, e.g. ``"coco.12"`` -> 23."""
@@ -141,6 +151,8 @@ class Dataset:
 
         Grayscale becomes RGB and alpha is dropped when ``channel_count`` is 3. A file that is
         missing or unreadable raises :class:`ImageLoadError` naming the image id and path.
+        Values are checked by :func:`mrcnn.images.check_image`: a 16-bit file is scaled to
+        0..255 with a warning, NaN is a ValueError.
         """
         path = self.image_info[image_id]["path"]
         try:
@@ -152,7 +164,8 @@ class Dataset:
         if image.ndim not in (2, 3) or image.size == 0:
             raise ImageLoadError("image id {}: {!r} is not a 2-D image (array shape {})".format(
                 image_id, path, image.shape))
-        return self._to_channels(image, image_id)
+        return check_image(self._to_channels(image, image_id),
+                           "image id {} ({!r})".format(image_id, path))
 
     def _to_channels(self, image, image_id):
         """Bring a loaded image to ``channel_count`` channels."""
@@ -183,3 +196,29 @@ class Dataset:
         mask = np.empty([0, 0, 0])
         class_ids = np.empty([0], np.int32)
         return mask, class_ids
+
+
+class ClassAgnosticDataset(Dataset):
+    """Any prepared dataset seen as one class (``class_name``): instance segmentation without
+    class labels. Images and masks are the wrapped dataset's; every instance gets class 1
+    (crowd regions keep a negative id). Pair it with ``Config.NUM_CLASSES = 2`` and
+    ``MASK_CLASS_AGNOSTIC = True``."""
+
+    def __init__(self, dataset, class_name="object"):
+        super().__init__(channel_count=dataset.channel_count)
+        self.dataset = dataset
+        self.add_class("agnostic", 1, class_name)
+        for image_id in dataset.image_ids:
+            self.add_image("agnostic", image_id=int(image_id), path=dataset.image_info[
+                image_id].get("path"))
+        self.prepare()
+
+    def load_image(self, image_id):
+        return self.dataset.load_image(self.image_info[image_id]["id"])
+
+    def load_mask(self, image_id):
+        masks, class_ids = self.dataset.load_mask(self.image_info[image_id]["id"])
+        return masks, np.sign(np.asarray(class_ids)).astype(np.int32)
+
+    def image_reference(self, image_id):
+        return self.dataset.image_reference(self.image_info[image_id]["id"])

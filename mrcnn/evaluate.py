@@ -7,6 +7,8 @@ per-class AP table and a confusion matrix of predicted vs ground-truth classes f
 instances, and warns when most predictions collapse to one class.
 """
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -82,29 +84,27 @@ def coco_stats(coco_gt, detections, iou_type, verbose=True):
     """COCOeval's 12 numbers (dict keyed by STAT_NAMES) and the evaluator (None if no dets).
 
     With no detections every number is 0.0 (pycocotools cannot load an empty result list).
+    verbose: False silences pycocotools' own printing.
     """
     if not detections:
         return {name: 0.0 for name in STAT_NAMES}, None
-    coco_dt = coco_gt.loadRes([dict(d) for d in detections])
-    evaluator = COCOeval(coco_gt, coco_dt, iou_type)
-    evaluator.params.imgIds = sorted(coco_gt.getImgIds())
-    evaluator.evaluate()
-    evaluator.accumulate()
+    with _printing(verbose):
+        coco_dt = coco_gt.loadRes([dict(d) for d in detections])
+        evaluator = COCOeval(coco_gt, coco_dt, iou_type)
+        evaluator.params.imgIds = sorted(coco_gt.getImgIds())
+        evaluator.evaluate()
+        evaluator.accumulate()
     if verbose:
         print("COCO {} metrics:".format(iou_type))
-    _summarize(evaluator, verbose)
+    with _printing(verbose):
+        evaluator.summarize()
     # pycocotools marks "no ground truth in this area range" as -1.
     return {name: float(v) for name, v in zip(STAT_NAMES, evaluator.stats)}, evaluator
 
 
-def _summarize(evaluator, verbose):
-    if verbose:
-        evaluator.summarize()
-        return
-    import contextlib
-    import io
-    with contextlib.redirect_stdout(io.StringIO()):
-        evaluator.summarize()
+def _printing(verbose):
+    """A context in which pycocotools prints to stdout only when ``verbose``."""
+    return contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
 
 
 def per_class_ap(evaluator, class_names):
@@ -188,10 +188,13 @@ def detect_dataset(model, dataset, image_ids=None, batch_size=None, verbose=True
 def evaluate_results(dataset, image_ids, results, iou_types=("bbox", "segm"),
                      results_path=None, verbose=True):
     """COCO metrics and diagnostics of detections already made (see :func:`evaluate_coco`)."""
+    if results_path:
+        check_writable(results_path)
     detections = []
     for image_id, r in zip(image_ids, results):
         detections.extend(detections_to_coco(image_id, r))
-    coco_gt = build_coco_ground_truth(dataset, image_ids)
+    with _printing(verbose):
+        coco_gt = build_coco_ground_truth(dataset, image_ids)
     summary = {"num_images": len(image_ids), "num_detections": len(detections)}
     evaluators = {}
     for iou_type in iou_types:
@@ -223,10 +226,31 @@ def evaluate_coco(model, dataset, image_ids=None, iou_types=("bbox", "segm"), ba
     Returns a dict: ``bbox`` and ``segm`` (12 numbers each, keyed by STAT_NAMES), ``per_class``
     (segm AP per class, or bbox when segm is not asked), ``confusion_matrix``, ``warning``
     (or None), ``num_images`` and ``num_detections``. With ``results_path`` the dict and the
-    raw COCO detections are written there as JSON (atomically).
+    raw COCO detections are written there as JSON (atomically); a place that cannot be written
+    is an error before any detection runs. verbose=False prints nothing.
     """
+    if results_path:
+        check_writable(results_path)
     image_ids, results = detect_dataset(model, dataset, image_ids, batch_size, verbose)
     return evaluate_results(dataset, image_ids, results, iou_types, results_path, verbose)
+
+
+def check_writable(path):
+    """Raise OSError naming ``path`` unless a file can be written there (its folder is created).
+
+    Tried by writing a temporary file, which also catches what permission bits do not tell
+    (read-only file systems, a file in place of a folder).
+    """
+    if os.path.isdir(path):
+        raise IsADirectoryError("results_path {!r} is a directory; give a file name".format(path))
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, probe = tempfile.mkstemp(suffix=".probe", dir=directory)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise OSError("cannot write results_path {!r}: {}".format(path, e)) from e
 
 
 def _write_json_atomic(path, payload):

@@ -5,6 +5,7 @@
 """
 
 import argparse
+import os
 
 from mrcnn import model as modellib
 from mrcnn.config import load_config_class
@@ -18,13 +19,21 @@ def inference_config(spec):
 
 
 def main(argv=None):
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``)."""
     parser = argparse.ArgumentParser(description="Export a Mask R-CNN as a SavedModel.")
     parser.add_argument("--config", required=True,
                         help="config class as 'package.module:ConfigClass'")
     parser.add_argument("--weights", required=True, help=".h5 weights to export")
     parser.add_argument("--out", required=True, help="SavedModel directory to write")
     args = parser.parse_args(argv)
-    model = modellib.MaskRCNN("inference", inference_config(args.config), model_dir="/tmp")
+    # Bad arguments end in argparse's usage message (exit status 2), not in a traceback.
+    try:
+        config = inference_config(args.config)
+    except (ValueError, ImportError) as e:
+        parser.error("--config {}: {}".format(args.config, e))
+    if not os.path.isfile(args.weights):
+        parser.error("--weights {}: no such file".format(args.weights))
+    model = modellib.MaskRCNN("inference", config, model_dir="/tmp")
     model.load_weights(args.weights, by_name=True)
     export_saved_model(model, args.out)
     print("Exported SavedModel to {}".format(args.out))

@@ -11,7 +11,8 @@ from keras import layers as KL
 from mrcnn import heads, losses as losses_lib
 from mrcnn.backbone import fpn_graph, resnet_graph
 from mrcnn.detection import DetectionLayer
-from mrcnn.layers import ActiveClassIds, DetectionBoxes, LeadingRois, NormBoxes
+from mrcnn.layers import (ActiveClassIds, DetectionBoxes, LeadingRois, NormBoxes,
+                          config_train_bn)
 from mrcnn.rpn import AnchorsLayer, ProposalLayer, build_rpn_model
 from mrcnn.targets import DetectionTargetLayer
 from mrcnn.training import TrainingModel
@@ -78,13 +79,13 @@ def build_inputs(config, training):
 
 def build_features(input_image, config):
     """Backbone and feature pyramid: ([P2..P6] for the RPN, [P2..P5] for the heads)."""
+    train_bn = config_train_bn(config)
     if callable(config.BACKBONE):
-        _, C2, C3, C4, C5 = config.BACKBONE(input_image, stage5=True,
-                                            train_bn=config.TRAIN_BN)
+        _, C2, C3, C4, C5 = config.BACKBONE(input_image, stage5=True, train_bn=train_bn)
     else:
-        _, C2, C3, C4, C5 = resnet_graph(input_image, config.BACKBONE,
-                                         train_bn=config.TRAIN_BN)
-    P2, P3, P4, P5, P6 = fpn_graph(C2, C3, C4, C5, config.TOP_DOWN_PYRAMID_SIZE)
+        _, C2, C3, C4, C5 = resnet_graph(input_image, config.BACKBONE, train_bn=train_bn,
+                                         norm=config.NORM)
+    P2, P3, P4, P5, P6 = fpn_graph(C2, C3, C4, C5, config.TOP_DOWN_PYRAMID_SIZE, config.NORM)
     return [P2, P3, P4, P5, P6], [P2, P3, P4, P5]
 
 
@@ -135,8 +136,12 @@ def build_training_heads(inputs, rpn, feature_maps, config, parts):
         "mrcnn_bbox_loss": [target_bbox, target_class_ids, bbox],
         "mrcnn_mask_loss": [mask_targets, mask_class_ids, mask_logits],
     }
+    options = losses_lib.default_loss_options(config)
     for name, args in loss_inputs.items():
-        outputs[name] = losses_lib.LossLayer(parts.losses[name], name=name)(args)
+        # The config's options (MASK_LOSS, CLASS_WEIGHTS) go to the default functions only.
+        fn = parts.losses[name]
+        fn_kwargs = options.get(name) if fn is losses_lib.DEFAULT_LOSSES[name] else None
+        outputs[name] = losses_lib.LossLayer(fn, fn_kwargs, name=name)(args)
     return TrainingModel(list(inputs.values()), outputs, loss_weights=config.LOSS_WEIGHTS,
                          name="mask_rcnn")
 

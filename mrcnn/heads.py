@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from mrcnn.layers import BatchNorm, bn_mode
+from mrcnn.layers import config_train_bn, normalization
 from mrcnn.roi_align import PyramidROIAlign
 
 
@@ -49,7 +49,7 @@ class RoiDistributed(layers.Wrapper):
 
 
 def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
-                         fc_layers_size=1024):
+                         fc_layers_size=1024, norm="batch"):
     """Classifier and box regression head.
 
     rois: [batch, num_rois, (y1, x1, y2, x2)] normalized; feature_maps: [P2, P3, P4, P5].
@@ -58,16 +58,15 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
         probs: [batch, num_rois, NUM_CLASSES]
         bbox: [batch, num_rois, NUM_CLASSES, (dy, dx, log(dh), log(dw))]
     """
-    mode = bn_mode(train_bn)
     x = PyramidROIAlign([pool_size, pool_size], name="roi_align_classifier")(
         [rois, image_meta] + feature_maps)                   # [B, R, pool, pool, C]
     # Two "fully connected" layers as convolutions: a pool x pool conv then a 1x1 conv.
     x = RoiDistributed(layers.Conv2D(fc_layers_size, (pool_size, pool_size), padding="valid"),
                        name="mrcnn_class_conv1")(x)
-    x = RoiDistributed(BatchNorm(train_bn=mode), name="mrcnn_class_bn1")(x)
+    x = RoiDistributed(normalization(norm, train_bn), name="mrcnn_class_bn1")(x)
     x = layers.Activation("relu")(x)
     x = RoiDistributed(layers.Conv2D(fc_layers_size, (1, 1)), name="mrcnn_class_conv2")(x)
-    x = RoiDistributed(BatchNorm(train_bn=mode), name="mrcnn_class_bn2")(x)
+    x = RoiDistributed(normalization(norm, train_bn), name="mrcnn_class_bn2")(x)
     x = layers.Activation("relu")(x)
     shared = layers.Reshape((-1, fc_layers_size), name="pool_squeeze")(x)   # [B, R, fc]
 
@@ -80,20 +79,20 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
 
 
 def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
-                         channels=256):
+                         channels=256, norm="batch"):
     """Mask head: 4 x (3x3 conv, BN, ReLU), a 2x deconv, and a 1x1 conv to one logit per class.
 
     channels: width of the convolutions (256 in Matterport). The sigmoid is applied by the
     caller (``mask_probabilities``): the loss takes the logits.
     Returns [batch, num_rois, 2 * pool_size, 2 * pool_size, NUM_CLASSES] mask logits.
     """
-    mode = bn_mode(train_bn)
     x = PyramidROIAlign([pool_size, pool_size], name="roi_align_mask")(
         [rois, image_meta] + feature_maps)
     for i in range(1, 5):
         x = RoiDistributed(layers.Conv2D(channels, (3, 3), padding="same"),
                            name="mrcnn_mask_conv{}".format(i))(x)
-        x = RoiDistributed(BatchNorm(train_bn=mode), name="mrcnn_mask_bn{}".format(i))(x)
+        x = RoiDistributed(normalization(norm, train_bn),
+                           name="mrcnn_mask_bn{}".format(i))(x)
         x = layers.Activation("relu")(x)
     x = RoiDistributed(layers.Conv2DTranspose(channels, (2, 2), strides=2, activation="relu"),
                        name="mrcnn_mask_deconv")(x)
@@ -110,13 +109,15 @@ def classifier_head(rois, feature_maps, image_meta, config):
     """The default classifier/box head of ``MaskRCNN``: :func:`fpn_classifier_graph` with the
     config's sizes. Returns (logits, probs, bbox)."""
     return fpn_classifier_graph(rois, feature_maps, image_meta, config.POOL_SIZE,
-                                config.NUM_CLASSES, train_bn=config.TRAIN_BN,
-                                fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE)
+                                config.NUM_CLASSES, train_bn=config_train_bn(config),
+                                fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE,
+                                norm=config.NORM)
 
 
 def mask_head(rois, feature_maps, image_meta, config):
     """The default mask head of ``MaskRCNN``: :func:`build_fpn_mask_graph` with the config's
-    sizes. Returns mask logits."""
+    sizes; one output channel when MASK_CLASS_AGNOSTIC. Returns mask logits."""
     return build_fpn_mask_graph(rois, feature_maps, image_meta, config.MASK_POOL_SIZE,
-                                config.NUM_CLASSES, train_bn=config.TRAIN_BN,
-                                channels=config.MASK_HEAD_CHANNELS)
+                                1 if config.MASK_CLASS_AGNOSTIC else config.NUM_CLASSES,
+                                train_bn=config_train_bn(config),
+                                channels=config.MASK_HEAD_CHANNELS, norm=config.NORM)

@@ -1,4 +1,7 @@
-"""Small layers shared by the graph: BatchNorm with a pinned mode, and input adapters."""
+"""Small layers shared by the graph: normalization (BatchNorm with a pinned mode, GroupNorm)
+and input adapters."""
+
+import math
 
 import keras
 import tensorflow as tf
@@ -39,6 +42,38 @@ class BatchNorm(layers.BatchNormalization):
 def bn_mode(train_bn):
     """TRAIN_BN -> BatchNorm's train_bn: False pins inference mode; True/None follow Keras."""
     return False if train_bn is False else None
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class GroupNorm(layers.GroupNormalization):
+    """GroupNormalization over ``groups`` (32) channel groups, as detectron2's GN models; a
+    layer with fewer channels, or a count 32 does not divide, uses the largest divisor."""
+
+    def __init__(self, groups=32, **kwargs):
+        super().__init__(groups=groups, **kwargs)
+
+    def build(self, input_shape):
+        self.groups = math.gcd(self.groups, int(input_shape[-1]))
+        super().build(input_shape)
+
+
+def config_train_bn(config):
+    """The effective TRAIN_BN of a config: NORM "frozen_batch" freezes BatchNorm."""
+    return False if config.NORM == "frozen_batch" else config.TRAIN_BN
+
+
+def normalization(norm, train_bn, name=None):
+    """The normalization layer of Config.NORM: "batch" (BatchNorm in TRAIN_BN's mode),
+    "frozen_batch" (BatchNorm on its moving statistics, never trained) or "group" (GroupNorm,
+    for training from scratch with small batches)."""
+    if norm == "group":
+        return GroupNorm(name=name)
+    if norm == "frozen_batch":
+        train_bn = False
+    elif norm != "batch":
+        raise ValueError("norm must be 'batch', 'frozen_batch' or 'group', got {!r}".format(
+            norm))
+    return BatchNorm(train_bn=bn_mode(train_bn), name=name)
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")

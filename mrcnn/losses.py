@@ -1,8 +1,11 @@
 """The five Mask R-CNN losses as plain functions, and thin layers that put them in the graph."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers
+
+from mrcnn.config import MASK_LOSSES
 
 
 def smooth_l1(y_true, y_pred):
@@ -50,7 +53,8 @@ def rpn_bbox_loss(target_bbox, rpn_match, rpn_bbox):
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
-def mrcnn_class_loss(target_class_ids, pred_class_logits, active_class_ids, rois):
+def mrcnn_class_loss(target_class_ids, pred_class_logits, active_class_ids, rois,
+                     class_weights=None):
     """Classifier cross-entropy over the sampled RoIs.
 
     RoIs whose predicted class is not active in the image's dataset source are ignored (so a
@@ -59,6 +63,9 @@ def mrcnn_class_loss(target_class_ids, pred_class_logits, active_class_ids, rois
 
     target_class_ids: [batch, rois]; pred_class_logits: [batch, rois, NUM_CLASSES];
     active_class_ids: [batch, NUM_CLASSES] 1/0; rois: [batch, rois, 4] (all-zero = padding).
+    class_weights: optional [NUM_CLASSES] weight of each target class (Config.CLASS_WEIGHTS):
+    the loss is then the weighted mean sum(w * loss) / sum(w), as PyTorch's weighted
+    cross-entropy.
     """
     target_class_ids = tf.cast(target_class_ids, tf.int32)
     pred_class_ids = tf.argmax(pred_class_logits, axis=2, output_type=tf.int32)
@@ -66,6 +73,8 @@ def mrcnn_class_loss(target_class_ids, pred_class_logits, active_class_ids, rois
     pred_active = tf.gather(active, pred_class_ids, batch_dims=1)        # [batch, rois]
     valid = tf.cast(tf.reduce_any(tf.not_equal(rois, 0), axis=-1), tf.float32)
     weights = pred_active * valid
+    if class_weights is not None:
+        weights *= tf.gather(tf.cast(class_weights, tf.float32), target_class_ids)
     loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target_class_ids,
                                                           logits=pred_class_logits)
     return tf.math.divide_no_nan(tf.reduce_sum(loss * weights), tf.reduce_sum(weights))
@@ -87,22 +96,37 @@ def mrcnn_bbox_loss(target_bbox, target_class_ids, pred_bbox):
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
-def mrcnn_mask_loss(target_masks, target_class_ids, pred_masks):
-    """Binary cross-entropy of the positive RoIs' masks, on their GT class channel only.
+def mrcnn_mask_loss(target_masks, target_class_ids, pred_masks, loss_type="bce"):
+    """Mask loss of the positive RoIs, on their GT class channel only (Config.MASK_LOSS).
 
     target_masks: [batch, rois, h, w] in {0, 1}; target_class_ids: [batch, rois];
-    pred_masks: [batch, rois, h, w, NUM_CLASSES] logits (the cross-entropy is computed from
-    logits, which stays exact where a sigmoid would saturate).
+    pred_masks: [batch, rois, h, w, NUM_CLASSES] logits, or [..., 1] for class-agnostic masks.
+    loss_type: "bce" (Matterport: binary cross-entropy, from logits so that it stays exact
+    where a sigmoid saturates, averaged over pixels), "dice" (1 - soft Dice of each RoI's mask,
+    averaged over RoIs) or "bce+dice" (their sum).
     """
+    if loss_type not in MASK_LOSSES:
+        raise ValueError("loss_type must be one of {}, got {!r}".format(MASK_LOSSES, loss_type))
     target_class_ids = tf.cast(target_class_ids, tf.int32)
     positive = tf.where(target_class_ids > 0)
     class_ids = tf.gather_nd(target_class_ids, positive)
+    # One channel: class-agnostic masks, every class reads channel 0.
+    class_ids = class_ids * tf.cast(tf.shape(pred_masks)[-1] > 1, tf.int32)
     y_true = tf.gather_nd(target_masks, positive)                         # [P, h, w]
     y_pred = tf.gather_nd(pred_masks, positive)                           # [P, h, w, C]
     y_pred = tf.gather(tf.transpose(y_pred, [0, 3, 1, 2]), class_ids, batch_dims=1)
-    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(y_true, y_pred.dtype),
-                                                  logits=y_pred)
-    return _mean_or_zero(tf.reshape(bce, [-1]))
+    y_true = tf.cast(y_true, y_pred.dtype)
+    total = tf.constant(0.0)
+    if loss_type in ("bce", "bce+dice"):
+        bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=y_true, logits=y_pred)
+        total += _mean_or_zero(tf.reshape(bce, [-1]))
+    if loss_type in ("dice", "bce+dice"):
+        probs = tf.sigmoid(y_pred)
+        overlap = tf.reduce_sum(probs * y_true, axis=[1, 2])
+        sizes = tf.reduce_sum(probs, axis=[1, 2]) + tf.reduce_sum(y_true, axis=[1, 2])
+        # +1 on both sides keeps an empty target with an empty prediction at loss 0.
+        total += _mean_or_zero(1.0 - (2.0 * overlap + 1.0) / (sizes + 1.0))
+    return total
 
 
 # The default function of each loss output; MaskRCNN(losses={...}) replaces any of them.
@@ -115,24 +139,64 @@ DEFAULT_LOSSES = {
 }
 
 
+def default_loss_options(config):
+    """{loss name: keyword arguments} that a config gives the default loss functions."""
+    weights = config.CLASS_WEIGHTS
+    return {"mrcnn_mask_loss": {"loss_type": config.MASK_LOSS},
+            "mrcnn_class_loss": {} if weights is None else
+            {"class_weights": [1.0] * config.NUM_CLASSES if weights == "balanced"
+             else [float(w) for w in weights]}}
+
+
+def balanced_class_weights(dataset):
+    """CLASS_WEIGHTS="balanced": [num_classes] weights from the dataset's instance counts.
+
+    Foreground class c gets total / (K * count_c), K the number of classes with instances (so
+    they average 1 over instances); background and classes without instances get 1.
+    """
+    counts = np.zeros(dataset.num_classes)
+    for image_id in dataset.image_ids:
+        _, class_ids = dataset.load_mask(image_id)
+        ids = np.abs(np.asarray(class_ids, dtype=np.int64))
+        counts += np.bincount(ids[ids > 0], minlength=dataset.num_classes)
+    weights = np.ones(dataset.num_classes)
+    present = counts > 0
+    present[0] = False
+    if present.any():
+        weights[present] = counts[present].sum() / (present.sum() * counts[present])
+    return weights
+
+
 @keras.saving.register_keras_serializable(package="mrcnn")
 class LossLayer(layers.Layer):
-    """Computes ``fn(*inputs)`` as a scalar output of the training graph.
+    """Computes ``fn(*inputs, **fn_kwargs)`` as a scalar output of the training graph.
 
     fn: a loss function; to save the layer's config it must be registered with
-    ``keras.saving.register_keras_serializable`` (the defaults are).
+    ``keras.saving.register_keras_serializable`` (the defaults are). fn_kwargs: its options
+    (JSON-serializable). A ``class_weights`` option becomes a non-trainable weight of the layer,
+    so that ``MaskRCNN.train`` can set balanced weights from the training set.
     """
 
-    def __init__(self, fn, **kwargs):
+    def __init__(self, fn, fn_kwargs=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(fn, (str, dict)):
             fn = keras.saving.deserialize_keras_object(fn)
         if not callable(fn):
             raise TypeError("LossLayer needs a callable loss, got {!r}".format(fn))
         self.fn = fn
+        self.fn_kwargs = dict(fn_kwargs or {})
+        self.class_weights = None
+        if "class_weights" in self.fn_kwargs:
+            values = np.asarray(self.fn_kwargs["class_weights"], dtype=np.float32)
+            self.class_weights = self.add_weight(
+                name="class_weights", shape=values.shape, trainable=False,
+                initializer=keras.initializers.Constant(values))
 
     def call(self, inputs):
-        return self.fn(*inputs)
+        kwargs = dict(self.fn_kwargs)
+        if self.class_weights is not None:
+            kwargs["class_weights"] = self.class_weights
+        return self.fn(*inputs, **kwargs)
 
     def compute_output_shape(self, input_shapes):
         return ()
@@ -140,4 +204,5 @@ class LossLayer(layers.Layer):
     def get_config(self):
         config = super().get_config()
         config["fn"] = keras.saving.serialize_keras_object(self.fn)
+        config["fn_kwargs"] = self.fn_kwargs
         return config

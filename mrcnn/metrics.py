@@ -99,9 +99,33 @@ def compute_ap_range(gt_box, gt_class_id, gt_mask, pred_box, pred_class_id, pred
 
 
 def compute_recall(pred_boxes, gt_boxes, iou):
-    """Box recall: the fraction of GT boxes whose best-overlapping prediction has IoU >= iou.
+    """Box recall as Matterport defines it: each prediction's best-overlapping GT box counts as
+    found when their IoU is >= ``iou``.
 
-    Returns (recall, positive_ids): positive_ids are the indices of the GT boxes found.
+    Returns (recall, positive_ids): the fraction of GT boxes that are some prediction's best
+    match, and the indices of the predictions whose best IoU reaches ``iou``. Without GT boxes
+    the recall is 1.0, without predictions 0.0. :func:`compute_gt_recall` is the GT-side
+    variant (a GT box is found when its own best prediction reaches ``iou``).
+    """
+    overlaps = compute_overlaps(pred_boxes, gt_boxes)
+    if overlaps.shape[1] == 0:
+        return 1.0, np.zeros([0], dtype=np.int64)
+    if overlaps.shape[0] == 0:
+        return 0.0, np.zeros([0], dtype=np.int64)
+    iou_max = np.max(overlaps, axis=1)
+    iou_argmax = np.argmax(overlaps, axis=1)
+    positive_ids = np.where(iou_max >= iou)[0]
+    matched_gt_boxes = iou_argmax[positive_ids]
+    return len(set(matched_gt_boxes)) / overlaps.shape[1], positive_ids
+
+
+def compute_gt_recall(pred_boxes, gt_boxes, iou):
+    """Box recall from the GT side: the fraction of GT boxes whose best-overlapping prediction
+    has IoU >= ``iou``.
+
+    Unlike :func:`compute_recall` (Matterport's), a GT box that is no prediction's best match
+    still counts when a prediction overlaps it enough. Returns (recall, positive_ids):
+    positive_ids are the indices of the GT boxes found.
     """
     overlaps = compute_overlaps(pred_boxes, gt_boxes)
     if overlaps.shape[1] == 0:
@@ -110,4 +134,4 @@ def compute_recall(pred_boxes, gt_boxes, iou):
         return 0.0, np.zeros([0], dtype=np.int64)
     iou_max = np.max(overlaps, axis=0)
     positive_ids = np.where(iou_max >= iou)[0]
-    return len(set(positive_ids)) / gt_boxes.shape[0], positive_ids
+    return len(positive_ids) / overlaps.shape[1], positive_ids

@@ -4,15 +4,20 @@ The model module wires; it computes no boxes itself. Matterport's module-level h
 its notebooks are re-exported here (``load_image_gt``, ``mold_image``, ``compose_image_meta``...).
 """
 
+import math
+import numbers
+
 import keras
 import numpy as np
 
 from mrcnn import checkpoints, graph, training, transform, weights
+from mrcnn import losses as losses_lib
 from mrcnn.callbacks import DetectionImagesCallback, inference_config
 from mrcnn.checkpoints import CHECKPOINT_RE, CheckpointCallback  # noqa: F401 (Matterport API)
 from mrcnn.data import (build_input_pipeline, data_generator, load_image_gt,  # noqa: F401
-                        resolve_seed)
+                        resolve_seed, with_horizontal_flip)
 from mrcnn.image_meta import compose_image_meta, parse_image_meta  # noqa: F401
+from mrcnn.layers import config_train_bn
 from mrcnn.serving import export_saved_model
 from mrcnn.training import LAYER_PRESETS, TrainingModel  # noqa: F401 (Matterport API)
 from mrcnn.transform import mold_image, unmold_image  # noqa: F401 (Matterport API)
@@ -60,9 +65,15 @@ class MaskRCNN:
 
     def set_log_dir(self, model_path=None):
         """Set ``log_dir``, ``checkpoint_path`` and ``epoch`` (a new run, or the run of the
-        checkpoint ``model_path``, continued from the epoch after it)."""
+        checkpoint ``model_path``, continued from the epoch after it).
+
+        A new run's directory is provisional until ``train()`` starts: it then claims a
+        directory of its own (``_2``... when another run of the same minute has the name).
+        """
         self.log_dir, self.checkpoint_path, self.epoch = checkpoints.run_paths(
             self.model_dir, checkpoints.run_name(self.config), model_path)
+        # Epochs are counted from 1: a positive epoch means model_path is a run's checkpoint.
+        self._run_dir_claimed = self.epoch > 0
 
     def find_last(self):
         """Path of the newest checkpoint of the newest run of this config's NAME."""
@@ -79,8 +90,10 @@ class MaskRCNN:
         if filepath == "imagenet":
             self.get_imagenet_weights()
             return
+        # A class-agnostic mask head has one channel: class-aware mask weights do not fit.
+        skip = ("mrcnn_mask",) if self.config.MASK_CLASS_AGNOSTIC else ()
         weights.load_weights_h5(self.keras_model, filepath, by_name=by_name or bool(exclude),
-                                exclude=exclude)
+                                exclude=exclude, skip_mismatch=skip)
         self.set_log_dir(filepath)
 
     def get_imagenet_weights(self, source=None):
@@ -107,15 +120,17 @@ class MaskRCNN:
 
     def set_trainable(self, layer_regex, keras_model=None, indent=0, verbose=0):
         """Train the layers whose name fully matches ``layer_regex`` (or a LAYER_PRESETS key),
-        freeze the others; BatchNorm stays frozen when config.TRAIN_BN is False."""
-        training.set_trainable(keras_model or self.keras_model, layer_regex,
-                               self.config.TRAIN_BN, indent, verbose)
+        freeze the others; BatchNorm stays frozen when TRAIN_BN is False (or NORM is
+        "frozen_batch"). Returns the number of trainable layers."""
+        return training.set_trainable(keras_model or self.keras_model, layer_regex,
+                                      config_train_bn(self.config), indent, verbose)
 
-    def compile(self, learning_rate, momentum):
-        """Set up the optimizer (config.OPTIMIZER) and the L2 weight decay; the loss is the
-        model's own (see ``training.TrainingModel``)."""
+    def compile(self, learning_rate, momentum, total_steps=None):
+        """Set up the optimizer (config.OPTIMIZER, the learning-rate schedule over
+        ``total_steps``) and the L2 weight decay; the loss is the model's own (see
+        ``training.TrainingModel``)."""
         optimizer, self.keras_model.weight_decay = training.build_optimizer(
-            self.config, learning_rate, momentum)
+            self.config, learning_rate, momentum, total_steps, self.keras_model)
         self.keras_model.compile(optimizer=optimizer, jit_compile=False)
 
     def train(self, train_dataset, val_dataset, learning_rate, epochs, layers,
@@ -125,30 +140,60 @@ class MaskRCNN:
 
         layers: "heads", "3+", "4+", "5+", "all", or a regular expression on layer names.
         augmentation: an albumentations pipeline or an imgaug augmenter (see mrcnn.data).
+        A learning rate that is not positive, ``layers`` that match no layer with weights, and
+        ``epochs`` not beyond ``self.epoch`` are ValueErrors raised before anything is written.
+        A new run claims its directory (see :meth:`set_log_dir`) when training starts.
         Returns the Keras History.
         """
         if self.mode != "training":
             raise ValueError("create the model in training mode to train it")
         config = self.config
+        if isinstance(learning_rate, numbers.Real) and not 0 < learning_rate < math.inf:
+            raise ValueError("learning_rate must be a positive number, got {!r}".format(
+                learning_rate))
+        if epochs <= self.epoch:
+            raise ValueError("epochs={} is the epoch to train up to (counted over the whole run) "
+                             "but the model is already at epoch {} ({}); pass epochs > {}".format(
+                                 epochs, self.epoch, self.log_dir, self.epoch))
+        if self.set_trainable(layers) == 0:
+            raise ValueError(
+                "layers={!r} matches no layer with weights to train{}; use 'heads', '3+', '4+', "
+                "'5+', 'all' or a regular expression that fully matches layer names such as "
+                "{}".format(layers, " (BatchNorm layers are frozen by TRAIN_BN/NORM)"
+                            if config_train_bn(config) is False else "",
+                            [layer.name for layer in self.get_trainable_layers()[:3]]))
         seed = resolve_seed(config)
         start = self.epoch * config.STEPS_PER_EPOCH * config.BATCH_SIZE
-        train_data = build_input_pipeline(train_dataset, config, shuffle=True,
-                                          augmentation=augmentation,
-                                          no_augmentation_sources=no_augmentation_sources,
-                                          seed=seed, start_index=start)
+        if config.HORIZONTAL_FLIP:
+            augmentation = with_horizontal_flip(augmentation)
+        train_data = build_input_pipeline(
+            train_dataset, config, shuffle=True, augmentation=augmentation,
+            no_augmentation_sources=no_augmentation_sources, seed=seed, start_index=start,
+            name="train", repeat_factor_threshold=config.REPEAT_FACTOR_THRESHOLD)
         val_data = None
         if val_dataset is not None and config.VALIDATION_STEPS:
-            val_data = build_input_pipeline(val_dataset, config, shuffle=True, seed=seed + 1)
+            val_data = build_input_pipeline(val_dataset, config, shuffle=True, seed=seed + 1,
+                                            name="validation")
+        if not self._run_dir_claimed:
+            name = checkpoints.run_name(config)
+            self.log_dir = checkpoints.new_run_dir(self.model_dir, name)
+            self.checkpoint_path = checkpoints.checkpoint_pattern(self.log_dir, name)
+            self._run_dir_claimed = True
         callbacks = [keras.callbacks.TensorBoard(log_dir=self.log_dir, write_graph=False),
                      CheckpointCallback(self)]
-        if config.TENSORBOARD_IMAGES and val_dataset is not None:
+        if (config.TENSORBOARD_IMAGES or config.CLASS_COLLAPSE_WARNING) and \
+                val_dataset is not None:
             callbacks.append(DetectionImagesCallback(
                 lambda: MaskRCNN("inference", inference_config(config), self.model_dir,
                                  **vars(self.parts)),
-                self.keras_model, val_dataset, self.log_dir, config.TENSORBOARD_IMAGE_COUNT))
+                self.keras_model, val_dataset, self.log_dir, config.TENSORBOARD_IMAGE_COUNT,
+                config.TENSORBOARD_IMAGES, config.CLASS_COLLAPSE_WARNING))
         callbacks += list(custom_callbacks or [])
-        self.set_trainable(layers)
-        self.compile(learning_rate, config.LEARNING_MOMENTUM)
+        if config.CLASS_WEIGHTS == "balanced":
+            self.keras_model.get_layer("mrcnn_class_loss").class_weights.assign(
+                losses_lib.balanced_class_weights(train_dataset))
+        self.compile(learning_rate, config.LEARNING_MOMENTUM,
+                     (epochs - self.epoch) * config.STEPS_PER_EPOCH)
         history = self.keras_model.fit(
             train_data, initial_epoch=self.epoch, epochs=epochs,
             steps_per_epoch=config.STEPS_PER_EPOCH, callbacks=callbacks,
@@ -167,9 +212,9 @@ class MaskRCNN:
         """Normalized anchors [num_anchors, 4] for a molded image shape (cached)."""
         return self.anchor_cache.get(image_shape)
 
-    def mold_inputs(self, images):
-        """Resize, pad and mean-subtract images (see ``transform.mold_inputs``)."""
-        return transform.mold_inputs(images, self.config)
+    def mold_inputs(self, images, first_index=0):
+        """Check, resize, pad and mean-subtract images (see ``transform.mold_inputs``)."""
+        return transform.mold_inputs(images, self.config, first_index)
 
     def unmold_detections(self, detections, mrcnn_mask, original_image_shape, image_shape,
                           window):
@@ -184,13 +229,15 @@ class MaskRCNN:
         Returns one dict per image: rois [N, (y1, x1, y2, x2)], class_ids [N], scores [N],
         masks [H, W, N] bool, in the original image's coordinates. verbose: print the images'
         and molded batches' shapes, as Matterport does.
+        Images are 0..255 (see ``transform.check_image``): 0..1 floats, NaN and wrong shapes are
+        errors naming the image's index; 16-bit images are scaled with a warning.
         """
         if self.mode != "inference":
             raise ValueError("create the model in inference mode to detect")
         results = []
         for start in range(0, len(images), self.config.BATCH_SIZE):
             chunk = [np.asarray(image) for image in images[start:start + self.config.BATCH_SIZE]]
-            molded_images, image_metas, windows = self.mold_inputs(chunk)
+            molded_images, image_metas, windows = self.mold_inputs(chunk, first_index=start)
             if verbose:
                 print("Processing {} images: {}; molded {}".format(
                     len(chunk), [image.shape for image in chunk], molded_images.shape))

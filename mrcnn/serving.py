@@ -2,9 +2,10 @@
 
 The signature takes one uint8 image of any size, ``[height, width, channels]``, and returns
 ``boxes`` [N, (y1, x1, y2, x2)] int32 pixels, ``class_ids`` [N] int32, ``scores`` [N] float32 and
-``masks`` [height, width, N] bool: what ``MaskRCNN.detect`` returns for one image. Resizing,
-molding, anchors and mask pasting are TensorFlow ops inside the graph. ``python -m
-mrcnn.export`` is the command line.
+``masks`` [height, width, N] bool: what ``MaskRCNN.detect`` returns for one image (N may be 0).
+Resizing, molding, anchors and mask pasting are TensorFlow ops inside the graph. An image of
+another rank or channel count, or an empty one, is an InvalidArgumentError whose message names
+the expected shape. ``python -m mrcnn.export`` is the command line.
 """
 
 import numpy as np
@@ -32,8 +33,10 @@ class _Serving(tf.Module):
         self.mask_threshold = float(config.DETECTION_MASK_THRESHOLD)
         self.mean_pixel = tf.constant(np.asarray(config.MEAN_PIXEL, np.float32))
         self.anchors = tf.constant(mrcnn_model.get_anchors(config.IMAGE_SHAPE))
+        # Any shape: a signature's declared shape is not enforced on callers, and a declared
+        # rank lets TensorFlow fold the rank check away, so _check checks the shape at run time.
         self.serve = tf.function(self._serve, input_signature=[
-            tf.TensorSpec([None, None, self.channels], tf.uint8, name="image")])
+            tf.TensorSpec(None, tf.uint8, name="image")])
 
     def _scale(self, h, w):
         """utils.resize_image's scale rule (square mode)."""
@@ -42,7 +45,21 @@ class _Serving(tf.Module):
         too_big = tf.round(tf.maximum(h, w) * scale) > self.max_dim
         return tf.where(too_big, self.max_dim / tf.maximum(h, w), scale)
 
+    def _check(self, image):
+        """The image, once it is known to be [height, width, channels] and not empty."""
+        shape = tf.shape(image)
+        expected = "the image must be uint8 [height, width, {}]; got shape".format(self.channels)
+        # Only slices that cannot fail at any rank: the asserts must be what fails.
+        good_shape = tf.equal(tf.size(shape), 3) & tf.reduce_all(
+            tf.equal(shape[-1:], self.channels))
+        checks = [tf.debugging.Assert(good_shape, [expected, shape]),
+                  tf.debugging.Assert(tf.reduce_all(shape[:2] > 0),
+                                      ["the image is empty: shape", shape])]
+        with tf.control_dependencies(checks):
+            return tf.ensure_shape(tf.identity(image), [None, None, self.channels])
+
     def _serve(self, image):
+        image = self._check(image)
         shape = tf.shape(image)
         h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
         scale = self._scale(h, w)
@@ -79,7 +96,9 @@ class _Serving(tf.Module):
         boxes = detections[:n, :4]
         class_ids = tf.cast(detections[:n, 4], tf.int32)
         scores = detections[:n, 5]
-        class_masks = tf.gather(tf.transpose(masks[:n], [0, 3, 1, 2]), class_ids, batch_dims=1)
+        # One channel holds class-agnostic masks (MASK_CLASS_AGNOSTIC): every class reads it.
+        channels = class_ids if masks.shape[-1] != 1 else tf.zeros_like(class_ids)
+        class_masks = tf.gather(tf.transpose(masks[:n], [0, 3, 1, 2]), channels, batch_dims=1)
         # Normalized molded coordinates -> normalized window coordinates -> original pixels.
         side = float(self.max_dim - 1)
         wy1, wx1 = window[0] / side, window[1] / side
@@ -104,9 +123,14 @@ class _Serving(tf.Module):
             cy2, cx2 = tf.minimum(y2, height), tf.minimum(x2, width)
             m = m[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1]
             return tf.pad(m, [[cy1, height - cy2], [cx1, width - cx2]])
-        full = tf.map_fn(paste, (class_masks, boxes),
-                         fn_output_signature=tf.TensorSpec([None, None], tf.bool))
-        full = tf.reshape(full, tf.stack([tf.shape(boxes)[0], height, width]))
+        count = tf.shape(boxes)[0]
+        # map_fn cannot stack zero masks of unknown size: no detections take the other branch.
+        full = tf.cond(
+            count > 0,
+            lambda: tf.map_fn(paste, (class_masks, boxes),
+                              fn_output_signature=tf.TensorSpec([None, None], tf.bool)),
+            lambda: tf.zeros(tf.stack([0, height, width]), tf.bool))
+        full = tf.reshape(full, tf.stack([count, height, width]))
         return {"boxes": boxes, "class_ids": class_ids, "scores": scores,
                 "masks": tf.transpose(full, [1, 2, 0])}
 

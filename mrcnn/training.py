@@ -76,13 +76,15 @@ def set_trainable(keras_model, layer_regex, train_bn=None, indent=0, verbose=0):
 
     layer_regex: a regular expression or a key of LAYER_PRESETS. BatchNorm layers stay frozen
     when train_bn is False (config.TRAIN_BN). Nested models are walked.
+    Returns the number of layers with weights made trainable (0: the regex matches none).
     """
     layer_regex = LAYER_PRESETS.get(layer_regex, layer_regex)
+    count = 0
     for layer in keras_model.layers:
         if isinstance(layer, keras.Model):
             if verbose:
                 print("In model: ", layer.name)
-            set_trainable(layer, layer_regex, train_bn, indent + 4, verbose)
+            count += set_trainable(layer, layer_regex, train_bn, indent + 4, verbose)
             continue
         if not layer.weights:
             continue
@@ -93,21 +95,110 @@ def set_trainable(keras_model, layer_regex, train_bn=None, indent=0, verbose=0):
         layer.trainable = trainable
         if trainable and verbose:
             print("{}{:20}   ({})".format(" " * indent, layer.name, layer.__class__.__name__))
+        count += trainable
+    return count
 
 
-def build_optimizer(config, learning_rate, momentum):
+@keras.saving.register_keras_serializable(package="mrcnn")
+class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """A learning rate (a number or a schedule) with a linear warm-up: the factor rises from
+    ``warmup_factor`` at step 0 to 1 at ``warmup_steps`` (detectron2's WarmupLinear)."""
+
+    def __init__(self, base, warmup_steps, warmup_factor=0.001):
+        if isinstance(base, dict):
+            base = keras.saving.deserialize_keras_object(base)
+        self.base = base
+        self.warmup_steps = int(warmup_steps)
+        self.warmup_factor = float(warmup_factor)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        rate = self.base(step) if callable(self.base) else tf.constant(self.base, tf.float32)
+        alpha = tf.minimum(1.0, step / max(1, self.warmup_steps))
+        return rate * (self.warmup_factor * (1.0 - alpha) + alpha)
+
+    def get_config(self):
+        base = keras.saving.serialize_keras_object(self.base) if callable(self.base) \
+            else self.base
+        return {"base": base, "warmup_steps": self.warmup_steps,
+                "warmup_factor": self.warmup_factor}
+
+
+def learning_rate_schedule(config, learning_rate, total_steps):
+    """The learning rate of one ``train()`` call of ``total_steps`` steps (Config.LR_SCHEDULE).
+
+    None: constant (Matterport). "step": x0.1 at each fraction LR_STEP_FRACTIONS of the call.
+    "cosine": cosine decay to 0 over the call. WARMUP_STEPS > 0 adds a linear warm-up.
+    """
+    total_steps = max(1, int(total_steps))
+    rate = float(learning_rate)
+    if config.LR_SCHEDULE == "step":
+        boundaries = [max(1, int(f * total_steps)) for f in config.LR_STEP_FRACTIONS]
+        rate = keras.optimizers.schedules.PiecewiseConstantDecay(
+            boundaries, [rate * 0.1 ** i for i in range(len(boundaries) + 1)])
+    elif config.LR_SCHEDULE == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=total_steps)
+    if config.WARMUP_STEPS:
+        rate = WarmupSchedule(rate, config.WARMUP_STEPS)
+    return rate
+
+
+# The ResNet backbone's layers (Matterport's names): what BACKBONE_LR_MULTIPLIER slows down.
+BACKBONE_LAYERS = r"(conv1)|(bn_conv1)|(res\d.*)|(bn\d.*)"
+
+
+def with_layer_learning_rates(optimizer_class, multiplier, variables):
+    """A subclass of a Keras optimizer whose step for ``variables`` uses ``multiplier`` times
+    the learning rate: a true per-layer learning rate for SGD, Adam and the others alike
+    (scaling those gradients instead would not be one: Adam's step does not depend on the
+    gradient's scale)."""
+    # update_step receives the backend's variable (a tf.Variable under TensorFlow).
+    ids = frozenset(id(v) for v in variables) | frozenset(id(v.value) for v in variables)
+
+    def update_step(self, gradient, variable, learning_rate):
+        if id(variable) in ids:
+            learning_rate = learning_rate * multiplier
+        return optimizer_class.update_step(self, gradient, variable, learning_rate)
+
+    return type("LayerRate" + optimizer_class.__name__, (optimizer_class,),
+                {"update_step": update_step})
+
+
+def build_optimizer(config, learning_rate, momentum, total_steps=None, keras_model=None):
     """(optimizer, L2 weight decay for TrainingModel) from config.OPTIMIZER.
 
-    Every optimizer clips each gradient tensor to GRADIENT_CLIP_NORM (Matterport's clipnorm).
-    AdamW decays the weights itself, so the L2 term is then 0.
+    The learning rate follows :func:`learning_rate_schedule` over ``total_steps`` (default:
+    one epoch). Gradients are clipped to GRADIENT_CLIP_NORM: each tensor on its own
+    (Matterport's clipnorm), or all together when GRADIENT_CLIP_GLOBAL (global norm, as
+    detectron2 and torchvision recipes clip). AdamW decays the weights itself, so the L2 term
+    is then 0. With BACKBONE_LR_MULTIPLIER != 1, the ResNet layers of ``keras_model`` learn at
+    that multiple of the learning rate (:func:`with_layer_learning_rates`).
     """
     name = str(config.OPTIMIZER).lower()
-    clip = config.GRADIENT_CLIP_NORM
+    rate = learning_rate_schedule(config, learning_rate,
+                                  total_steps or config.STEPS_PER_EPOCH)
+    kwargs = {"learning_rate": rate,
+              "global_clipnorm" if config.GRADIENT_CLIP_GLOBAL else "clipnorm":
+              config.GRADIENT_CLIP_NORM}
+    optimizer_class, l2 = {"sgd": (keras.optimizers.SGD, config.WEIGHT_DECAY),
+                           "adam": (keras.optimizers.Adam, config.WEIGHT_DECAY),
+                           "adamw": (keras.optimizers.AdamW, 0.0)}[name]
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum,
-                                    clipnorm=clip), config.WEIGHT_DECAY
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clip), \
-            config.WEIGHT_DECAY
-    return keras.optimizers.AdamW(learning_rate=learning_rate, clipnorm=clip,
-                                  weight_decay=config.WEIGHT_DECAY), 0.0
+        kwargs["momentum"] = momentum
+    elif name == "adamw":
+        kwargs["weight_decay"] = config.WEIGHT_DECAY
+    if config.BACKBONE_LR_MULTIPLIER != 1 and keras_model is not None:
+        backbone = [v for layer in _flat_layers(keras_model)
+                    if re.fullmatch(BACKBONE_LAYERS, layer.name) for v in layer.weights]
+        optimizer_class = with_layer_learning_rates(optimizer_class,
+                                                    config.BACKBONE_LR_MULTIPLIER, backbone)
+    return optimizer_class(**kwargs), l2
+
+
+def _flat_layers(keras_model):
+    """Layers of a model, nested models' layers included."""
+    for layer in keras_model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _flat_layers(layer)
+        else:
+            yield layer

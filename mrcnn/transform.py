@@ -8,6 +8,7 @@ import numpy as np
 from mrcnn import boxes as box_utils
 from mrcnn import utils
 from mrcnn.image_meta import compose_image_meta
+from mrcnn.images import check_image
 
 
 def mold_image(images, config):
@@ -21,18 +22,17 @@ def unmold_image(normalized_images, config):
     return np.clip(np.round(normalized_images + config.MEAN_PIXEL), 0, 255).astype(np.uint8)
 
 
-def mold_inputs(images, config):
+def mold_inputs(images, config, first_index=0):
     """Resize, pad and mean-subtract images for the network.
 
-    Returns molded_images [N, h, w, C] float32, image_metas [N, meta_size], and windows
-    [N, (y1, x1, y2, x2)]: where each original image lies in its molded version.
+    Images are checked by :func:`mrcnn.images.check_image` (messages name ``detect() image
+    <i>``, counted from ``first_index``). Returns molded_images [N, h, w, C] float32, image_metas
+    [N, meta_size], and windows [N, (y1, x1, y2, x2)]: where each original image lies in its
+    molded version.
     """
     molded_images, image_metas, windows = [], [], []
-    for image in images:
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[-1] != config.IMAGE_CHANNEL_COUNT:
-            raise ValueError("detect() expects [height, width, {}] images, got shape "
-                             "{}".format(config.IMAGE_CHANNEL_COUNT, image.shape))
+    for i, image in enumerate(images, start=first_index):
+        image = check_image(image, "detect() image {}".format(i), config.IMAGE_CHANNEL_COUNT)
         molded, window, scale, _, _ = utils.resize_image(
             image, min_dim=config.IMAGE_MIN_DIM, min_scale=config.IMAGE_MIN_SCALE,
             max_dim=config.IMAGE_MAX_DIM, mode=config.IMAGE_RESIZE_MODE)
@@ -53,8 +53,9 @@ def unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape,
     """One image's raw detections -> boxes, class ids, scores and full-size masks.
 
     detections: [N, (y1, x1, y2, x2, class_id, score)] normalized, zero-padded;
-    mrcnn_mask: [N, h, w, NUM_CLASSES] probabilities; image_shape: the molded image's shape;
-    window: (y1, x1, y2, x2) pixels of the original image in the molded one.
+    mrcnn_mask: [N, h, w, NUM_CLASSES] probabilities (or [N, h, w, 1]: class-agnostic);
+    image_shape: the molded image's shape; window: (y1, x1, y2, x2) pixels of the original
+    image in the molded one.
     Returns boxes [n, 4] int32 in original-image pixels, class_ids [n], scores [n], masks
     [H, W, n] bool.
     """
@@ -63,7 +64,9 @@ def unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape,
     boxes = detections[:n, :4]
     class_ids = detections[:n, 4].astype(np.int32)
     scores = detections[:n, 5]
-    masks = mrcnn_mask[np.arange(n), :, :, class_ids]
+    # A single channel holds class-agnostic masks.
+    channels = class_ids if mrcnn_mask.shape[-1] > 1 else 0
+    masks = mrcnn_mask[np.arange(n), :, :, channels]
     # Normalized molded-image coords -> normalized window coords -> original pixels.
     wy1, wx1, wy2, wx2 = box_utils.norm_boxes(np.array([window]), image_shape[:2])[0]
     shift = np.array([wy1, wx1, wy1, wx1])

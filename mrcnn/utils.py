@@ -23,8 +23,8 @@ from mrcnn.boxes import (apply_box_deltas, box_areas, box_refinement, compute_io
                          compute_overlaps, compute_overlaps_masks, denorm_boxes, extract_bboxes,
                          non_max_suppression, norm_boxes, trim_zeros)
 from mrcnn.dataset import Dataset, ImageLoadError  # noqa: F401
-from mrcnn.metrics import (compute_ap, compute_ap_range, compute_matches,  # noqa: F401
-                           compute_recall)
+from mrcnn.metrics import (compute_ap, compute_ap_range, compute_gt_recall,  # noqa: F401
+                           compute_matches, compute_recall)
 
 COCO_MODEL_URL = ("https://github.com/matterport/Mask_RCNN/releases/download/v2.0/"
                   "mask_rcnn_coco.h5")
@@ -95,6 +95,8 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
     """
     image_dtype = image.dtype
     h, w = image.shape[:2]
+    if h == 0 or w == 0:
+        raise ValueError("resize_image: the image is empty (shape {})".format(image.shape))
     window = (0, 0, h, w)
     scale = 1
     padding = [(0, 0), (0, 0), (0, 0)]

@@ -132,7 +132,7 @@ def _fit_value(layer, variable, key, value, filepath):
                                                   filepath, shape))
 
 
-def load_weights_h5(model, filepath, by_name=False, exclude=None):
+def load_weights_h5(model, filepath, by_name=False, exclude=None, skip_mismatch=()):
     """Assign the weights in ``filepath`` to the model's layers of the same name.
 
     by_name: False requires every weight layer of the model to be in the file; True loads the
@@ -141,6 +141,8 @@ def load_weights_h5(model, filepath, by_name=False, exclude=None):
     A file of another ResNet depth (ResNet-101 weights for a ResNet-50 model) is refused.
     conv1 is adapted from RGB when the model takes another number of channels (see
     :func:`adapt_conv1_kernel`; exclude=["conv1"] skips it instead).
+    skip_mismatch: layer names that are left as they are (and reported) when their tensors do
+        not fit, instead of raising (e.g. a class-aware mrcnn_mask in a class-agnostic model).
     Every tensor is checked before any is assigned: an error leaves the model unchanged.
     Raises ValueError naming the layer and both shapes when a tensor does not fit.
     Returns the list of layer names that were loaded.
@@ -164,13 +166,22 @@ def load_weights_h5(model, filepath, by_name=False, exclude=None):
             raise ValueError("{!r} has no weights for layer {!r}; use by_name=True to load "
                              "a partial file".format(filepath, layer.name))
         stored = dict(groups[owner])
+        layer_assignments = []
         for v in layer.weights:
             key = _variable_key(layer.name, v)
             if key not in stored:
                 raise ValueError("layer {!r}: {!r} has no tensor {!r} (it has {})".format(
                     layer.name, filepath, key, sorted(stored)))
-            assignments.append((v, _fit_value(layer, v, key, stored[key], filepath)))
-        loaded.append(layer.name)
+            try:
+                layer_assignments.append((v, _fit_value(layer, v, key, stored[key], filepath)))
+            except ValueError as e:
+                if layer.name not in skip_mismatch:
+                    raise
+                print("Skipping layer {!r}, which does not fit: {}".format(layer.name, e))
+                break
+        else:
+            assignments.extend(layer_assignments)
+            loaded.append(layer.name)
     for v, value in assignments:
         v.assign(value)
     return loaded

@@ -35,6 +35,7 @@ class TinyMixin:
     TRAIN_BN = None
     SEED = 0
     TENSORBOARD_IMAGES = False     # tests/test_callbacks.py covers the pictures
+    CLASS_COLLAPSE_WARNING = False
 
 
 class TinyBalloonConfig(TinyMixin, BalloonConfig):

@@ -59,3 +59,28 @@ def test_inference_config_of_a_crop_training_config():
     assert config.IMAGE_RESIZE_MODE == "pad64" and config.BATCH_SIZE == 3
     assert Crop().IMAGE_RESIZE_MODE == "crop"                 # the original is untouched
     np.testing.assert_array_equal(config.IMAGE_SHAPE, [64, 64, 3])
+
+
+def test_collapse_warning_is_printed_during_training(tiny_shapes, capsys, tmp_path):
+    import keras
+
+    class Collapsed:
+        """Stands in for the inference model: finds every object, all as class 1."""
+        keras_model = keras.Sequential([])
+
+        def detect(self, images):
+            results = []
+            for i in range(len(images)):
+                masks, _ = tiny_shapes.load_mask(i)
+                n = masks.shape[-1]
+                results.append({"masks": masks, "class_ids": np.ones(n, np.int32),
+                                "scores": np.linspace(0.9, 0.5, n),
+                                "rois": np.zeros((n, 4), np.int32)})
+            return results
+    callback = callbacks.DetectionImagesCallback(
+        Collapsed, Collapsed.keras_model, tiny_shapes, str(tmp_path), count=8, pictures=False)
+    callback.on_epoch_end(0)
+    truth = np.concatenate([tiny_shapes.load_mask(i)[1] for i in range(8)])
+    assert len(set(truth.tolist())) > 1 and np.mean(truth == 1) < 0.8
+    assert len(callback.warnings) == 1 and callback.warnings[0][0] == 1
+    assert "100% of predictions are 'square'" in capsys.readouterr().out

@@ -53,6 +53,7 @@ def test_source_name_with_dot_is_rejected():
 
 def _dataset_with(path, channel_count=3):
     ds = Dataset(channel_count=channel_count)
+    ds.add_class("files", 1, "thing")
     ds.add_image("files", image_id=0, path=str(path))
     ds.prepare()
     return ds

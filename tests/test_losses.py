@@ -79,3 +79,62 @@ def test_losses_are_zero_without_positives():
     assert float(losses.mrcnn_class_loss(none, np.ones((1, 2, 3), np.float32),
                                          np.ones((1, 3), np.float32),
                                          np.zeros((1, 2, 4), np.float32))) == 0
+
+
+def test_dice_and_bce_plus_dice_against_hand_computed_values():
+    target_ids = np.array([[1, 2, 0]], np.int32)
+    target = np.zeros((1, 3, 2, 2), np.float32)
+    target[0, 0] = [[1, 1], [0, 0]]
+    target[0, 1] = [[0, 1], [0, 1]]
+    probs = np.full((1, 3, 2, 2, 3), 0.5, np.float32)
+    probs[0, 0, :, :, 1] = [[0.9, 0.6], [0.2, 0.1]]
+    probs[0, 1, :, :, 2] = [[0.3, 0.8], [0.4, 0.7]]
+    logits = np.log(probs / (1 - probs))
+
+    def dice(p, y):
+        return 1 - (2 * np.sum(p * y) + 1) / (np.sum(p) + np.sum(y) + 1)
+
+    expected_dice = np.mean([dice(probs[0, 0, :, :, 1], target[0, 0]),
+                             dice(probs[0, 1, :, :, 2], target[0, 1])])
+    # 1 - (2 * 1.5 + 1) / (1.8 + 2 + 1) = 0.1667 and 1 - (2 * 1.5 + 1) / (2.2 + 2 + 1) = 0.2308
+    np.testing.assert_allclose(expected_dice, np.mean([1 - 4 / 4.8, 1 - 4 / 5.2]), rtol=1e-6)
+    np.testing.assert_allclose(losses.mrcnn_mask_loss(target, target_ids, logits, "dice"),
+                               expected_dice, rtol=1e-5)
+    bce = float(losses.mrcnn_mask_loss(target, target_ids, logits, "bce"))
+    np.testing.assert_allclose(losses.mrcnn_mask_loss(target, target_ids, logits, "bce+dice"),
+                               bce + expected_dice, rtol=1e-5)
+    # Class-agnostic masks: one channel read for every class.
+    np.testing.assert_allclose(
+        losses.mrcnn_mask_loss(target, target_ids, logits[..., 1:2], "dice"),
+        np.mean([dice(probs[0, 0, :, :, 1], target[0, 0]),
+                 dice(probs[0, 1, :, :, 1], target[0, 1])]), rtol=1e-5)
+
+
+def test_class_weights_give_a_weighted_mean_cross_entropy():
+    target_ids = np.array([[0, 1, 2, 2]], np.int32)
+    logits = np.array([[[2.0, 0.5, 0.1], [0.3, 1.0, 0.2], [0.1, 0.2, 0.3], [1.0, 0.0, 2.5]]],
+                      np.float32)
+    active = np.ones((1, 3), np.float32)
+    rois = np.ones((1, 4, 4), np.float32)
+    weights = np.array([0.5, 1.0, 4.0], np.float32)
+    log_probs = logits[0] - np.log(np.sum(np.exp(logits[0]), axis=1, keepdims=True))
+    ce = -log_probs[np.arange(4), target_ids[0]]
+    w = weights[target_ids[0]]
+    np.testing.assert_allclose(
+        losses.mrcnn_class_loss(target_ids, logits, active, rois, class_weights=weights),
+        np.sum(w * ce) / np.sum(w), rtol=1e-5)
+    np.testing.assert_allclose(losses.mrcnn_class_loss(target_ids, logits, active, rois),
+                               np.mean(ce), rtol=1e-5)
+
+
+def test_balanced_class_weights_from_instance_counts():
+    class Counts:
+        num_classes = 4
+        image_ids = [0, 1]
+        per_image = [np.array([1, 1, 1, 2]), np.array([1, 1, 1, 1, 1, 2, -2])]
+
+        def load_mask(self, image_id):
+            return None, self.per_image[image_id]
+    # Class 1: 8 instances, class 2: 3 (the crowd region counted), class 3: none.
+    np.testing.assert_allclose(losses.balanced_class_weights(Counts()),
+                               [1.0, 11 / (2 * 8), 11 / (2 * 3), 1.0])

@@ -44,6 +44,7 @@ class TinyConfig(ShapesConfig):
     VALIDATION_STEPS = 1
     TRAIN_BN = None
     SEED = 0
-    # Detection pictures cost a second model per train() call; tests/test_callbacks.py
-    # turns them back on.
+    # Detection pictures and the collapse check cost a second model per train() call;
+    # tests/test_callbacks.py turns them back on.
     TENSORBOARD_IMAGES = False
+    CLASS_COLLAPSE_WARNING = False
