@@ -12,6 +12,16 @@ from mrcnn import boxes as box_utils
 from mrcnn import evaluate, weights
 
 
+def detection_callbacks(config, keras_model, val_dataset, log_dir, make_inference_model):
+    """[DetectionImagesCallback] when the config asks for pictures or the collapse warning and
+    there is a validation set, else []. make_inference_model: () -> inference MaskRCNN."""
+    if not (config.TENSORBOARD_IMAGES or config.CLASS_COLLAPSE_WARNING) or val_dataset is None:
+        return []
+    return [DetectionImagesCallback(make_inference_model, keras_model, val_dataset, log_dir,
+                                    config.TENSORBOARD_IMAGE_COUNT, config.TENSORBOARD_IMAGES,
+                                    config.CLASS_COLLAPSE_WARNING)]
+
+
 def inference_config(config, images_per_batch=1):
     """A copy of a training config for detection: one device, ``images_per_batch`` images,
     and 'pad64' instead of the training-only 'crop' mode."""

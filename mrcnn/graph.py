@@ -41,6 +41,19 @@ class Parts:
         self.losses = dict(losses_lib.DEFAULT_LOSSES, **(losses or {}))
 
 
+def check_mode(mode, config):
+    """Validate ``config`` and raise ValueError when it cannot build a ``mode`` graph."""
+    if mode not in ("training", "inference"):
+        raise ValueError("mode must be 'training' or 'inference', got {!r}".format(mode))
+    config.validate()
+    if mode == "training" and config.IMAGE_RESIZE_MODE not in ("square", "crop"):
+        raise ValueError("training needs fixed-size images: IMAGE_RESIZE_MODE 'square' or "
+                         "'crop', got {!r}".format(config.IMAGE_RESIZE_MODE))
+    if mode == "inference" and config.IMAGE_RESIZE_MODE == "crop":
+        raise ValueError("IMAGE_RESIZE_MODE='crop' is for training; use 'square' or "
+                         "'pad64' in the inference config")
+
+
 def build_graph(mode, config, parts=None):
     """The functional Keras graph for ``mode`` ("training" or "inference"), section by section.
 

@@ -4,15 +4,12 @@ The model module wires; it computes no boxes itself. Matterport's module-level h
 its notebooks are re-exported here (``load_image_gt``, ``mold_image``, ``compose_image_meta``...).
 """
 
-import math
-import numbers
-
 import keras
 import numpy as np
 
 from mrcnn import checkpoints, graph, training, transform, weights
 from mrcnn import losses as losses_lib
-from mrcnn.callbacks import DetectionImagesCallback, inference_config
+from mrcnn.callbacks import detection_callbacks, inference_config
 from mrcnn.checkpoints import CHECKPOINT_RE, CheckpointCallback  # noqa: F401 (Matterport API)
 from mrcnn.data import (build_input_pipeline, data_generator, load_image_gt,  # noqa: F401
                         resolve_seed, with_horizontal_flip)
@@ -34,15 +31,7 @@ class MaskRCNN:
 
     def __init__(self, mode, config, model_dir, classifier_head=None, mask_head=None,
                  roi_sampler=None, losses=None):
-        if mode not in ("training", "inference"):
-            raise ValueError("mode must be 'training' or 'inference', got {!r}".format(mode))
-        config.validate()
-        if mode == "training" and config.IMAGE_RESIZE_MODE not in ("square", "crop"):
-            raise ValueError("training needs fixed-size images: IMAGE_RESIZE_MODE 'square' or "
-                             "'crop', got {!r}".format(config.IMAGE_RESIZE_MODE))
-        if mode == "inference" and config.IMAGE_RESIZE_MODE == "crop":
-            raise ValueError("IMAGE_RESIZE_MODE='crop' is for training; use 'square' or "
-                             "'pad64' in the inference config")
+        graph.check_mode(mode, config)
         self.mode = mode
         self.config = config
         self.model_dir = model_dir
@@ -148,20 +137,9 @@ class MaskRCNN:
         if self.mode != "training":
             raise ValueError("create the model in training mode to train it")
         config = self.config
-        if isinstance(learning_rate, numbers.Real) and not 0 < learning_rate < math.inf:
-            raise ValueError("learning_rate must be a positive number, got {!r}".format(
-                learning_rate))
-        if epochs <= self.epoch:
-            raise ValueError("epochs={} is the epoch to train up to (counted over the whole run) "
-                             "but the model is already at epoch {} ({}); pass epochs > {}".format(
-                                 epochs, self.epoch, self.log_dir, self.epoch))
+        training.check_train_arguments(learning_rate, epochs, self.epoch, self.log_dir)
         if self.set_trainable(layers) == 0:
-            raise ValueError(
-                "layers={!r} matches no layer with weights to train{}; use 'heads', '3+', '4+', "
-                "'5+', 'all' or a regular expression that fully matches layer names such as "
-                "{}".format(layers, " (BatchNorm layers are frozen by TRAIN_BN/NORM)"
-                            if config_train_bn(config) is False else "",
-                            [layer.name for layer in self.get_trainable_layers()[:3]]))
+            training.raise_no_trainable_layer(layers, config, self.get_trainable_layers())
         seed = resolve_seed(config)
         start = self.epoch * config.STEPS_PER_EPOCH * config.BATCH_SIZE
         if config.HORIZONTAL_FLIP:
@@ -180,15 +158,10 @@ class MaskRCNN:
             self.checkpoint_path = checkpoints.checkpoint_pattern(self.log_dir, name)
             self._run_dir_claimed = True
         callbacks = [keras.callbacks.TensorBoard(log_dir=self.log_dir, write_graph=False),
-                     CheckpointCallback(self)]
-        if (config.TENSORBOARD_IMAGES or config.CLASS_COLLAPSE_WARNING) and \
-                val_dataset is not None:
-            callbacks.append(DetectionImagesCallback(
-                lambda: MaskRCNN("inference", inference_config(config), self.model_dir,
-                                 **vars(self.parts)),
-                self.keras_model, val_dataset, self.log_dir, config.TENSORBOARD_IMAGE_COUNT,
-                config.TENSORBOARD_IMAGES, config.CLASS_COLLAPSE_WARNING))
-        callbacks += list(custom_callbacks or [])
+                     CheckpointCallback(self)] + detection_callbacks(
+            config, self.keras_model, val_dataset, self.log_dir,
+            lambda: MaskRCNN("inference", inference_config(config), self.model_dir,
+                             **vars(self.parts))) + list(custom_callbacks or [])
         if config.CLASS_WEIGHTS == "balanced":
             self.keras_model.get_layer("mrcnn_class_loss").class_weights.assign(
                 losses_lib.balanced_class_weights(train_dataset))
@@ -229,7 +202,7 @@ class MaskRCNN:
         Returns one dict per image: rois [N, (y1, x1, y2, x2)], class_ids [N], scores [N],
         masks [H, W, N] bool, in the original image's coordinates. verbose: print the images'
         and molded batches' shapes, as Matterport does.
-        Images are 0..255 (see ``transform.check_image``): 0..1 floats, NaN and wrong shapes are
+        Images are 0..255 (see ``images.check_image``): 0..1 floats, NaN and wrong shapes are
         errors naming the image's index; 16-bit images are scaled with a warning.
         """
         if self.mode != "inference":

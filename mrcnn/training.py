@@ -1,12 +1,14 @@
 """Training pieces: the loss-owning Keras model, layer freezing and the optimizer."""
 
+import math
+import numbers
 import re
 
 import keras
 import tensorflow as tf
 
 from mrcnn.config import LOSS_NAMES
-from mrcnn.layers import BatchNorm
+from mrcnn.layers import BatchNorm, config_train_bn
 
 # Presets of train(layers=...): Matterport's regular expressions on layer names.
 LAYER_PRESETS = {
@@ -69,6 +71,28 @@ class TrainingModel(keras.Model):
         model.loss_weights = dict(loss_weights or {})
         model.weight_decay = float(weight_decay)
         return model
+
+
+def check_train_arguments(learning_rate, epochs, current_epoch, log_dir):
+    """Raise ValueError for a learning rate that is not positive or ``epochs`` (the epoch to
+    train up to, counted over the whole run) not beyond ``current_epoch``."""
+    if isinstance(learning_rate, numbers.Real) and not 0 < learning_rate < math.inf:
+        raise ValueError("learning_rate must be a positive number, got {!r}".format(
+            learning_rate))
+    if epochs <= current_epoch:
+        raise ValueError("epochs={} is the epoch to train up to (counted over the whole run) "
+                         "but the model is already at epoch {} ({}); pass epochs > {}".format(
+                             epochs, current_epoch, log_dir, current_epoch))
+
+
+def raise_no_trainable_layer(layers, config, some_layers):
+    """The ValueError of a ``layers`` choice that leaves nothing to train."""
+    raise ValueError(
+        "layers={!r} matches no layer with weights to train{}; use 'heads', '3+', '4+', "
+        "'5+', 'all' or a regular expression that fully matches layer names such as "
+        "{}".format(layers, " (BatchNorm layers are frozen by TRAIN_BN/NORM)"
+                    if config_train_bn(config) is False else "",
+                    [layer.name for layer in some_layers[:3]]))
 
 
 def set_trainable(keras_model, layer_regex, train_bn=None, indent=0, verbose=0):
