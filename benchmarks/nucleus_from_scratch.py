@@ -17,7 +17,6 @@ scores on them and never trains on them.
 
 import argparse
 import hashlib
-import json
 import os
 import sys
 import tempfile
@@ -34,7 +33,7 @@ import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 import scipy.ndimage  # noqa: E402
 
-from _report import machine  # noqa: E402
+from _report import emit, machine  # noqa: E402
 from samples.nucleus import nucleus  # noqa: E402
 
 # The class the sample loads through --config (this file, imported by its module name).
@@ -253,11 +252,7 @@ def main():
         "data": data_facts, "warning": summary["warning"],
         "machine": machine(),
     }
-    text = json.dumps(results)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(results, args.out)
 
 
 if __name__ == "__main__":

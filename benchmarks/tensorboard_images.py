@@ -14,7 +14,6 @@ the inference model, copying the weights, detecting and drawing) and later calls
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -27,7 +26,7 @@ sys.path.insert(0, ROOT)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from _report import machine  # noqa: E402
+from _report import emit, machine  # noqa: E402
 from mrcnn import callbacks as callbacks_lib  # noqa: E402
 from mrcnn import evaluate  # noqa: E402
 from mrcnn import model as modellib  # noqa: E402
@@ -154,11 +153,7 @@ def main():
         "callback_direct": time_callback(trained, val, logs),
         "machine": machine(),
     }
-    text = json.dumps(results)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(results, args.out)
 
 
 if __name__ == "__main__":
