@@ -164,7 +164,54 @@ class ScratchShapesConfig(ShapesConfig):
     VALIDATION_STEPS = 2
 
 
-PRESETS = {"shapes": ShapesConfig, "scratch": ScratchShapesConfig}
+def tiny_backbone(input_image, stage5=True, train_bn=None):
+    """Five strided convs standing in for ResNet: C1..C5 at strides 2..32, 16-64 channels.
+
+    A ``Config.BACKBONE`` callable for smoke runs (tests, notebooks' fast mode): it trains in
+    seconds and learns little.
+    """
+    from keras import layers
+    x = input_image
+    outputs = []
+    for i, filters in enumerate([16, 16, 32, 32, 64], start=1):
+        x = layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu",
+                          name="tiny_conv{}".format(i))(x)
+        outputs.append(x)
+    return outputs
+
+
+def tiny_backbone_shapes(image_shape):
+    """Feature-map sizes [5, (height, width)] of ``tiny_backbone`` at strides 4..64."""
+    return np.array([[int(np.ceil(image_shape[0] / s)), int(np.ceil(image_shape[1] / s))]
+                     for s in (4, 8, 16, 32, 64)])
+
+
+class TinyShapesConfig(ShapesConfig):
+    """Smoke-run preset: ``tiny_backbone``, 64x64 images, few anchors, proposals and RoIs."""
+    NAME = "tiny"
+    BACKBONE = staticmethod(tiny_backbone)
+    COMPUTE_BACKBONE_SHAPE = staticmethod(tiny_backbone_shapes)
+    IMAGE_MIN_DIM = 64
+    IMAGE_MAX_DIM = 64
+    RPN_ANCHOR_SCALES = (8, 16, 24, 32, 48)
+    IMAGES_PER_GPU = 2
+    TOP_DOWN_PYRAMID_SIZE = 32
+    FPN_CLASSIF_FC_LAYERS_SIZE = 64
+    RPN_TRAIN_ANCHORS_PER_IMAGE = 64
+    PRE_NMS_LIMIT = 300
+    POST_NMS_ROIS_TRAINING = 100
+    POST_NMS_ROIS_INFERENCE = 50
+    TRAIN_ROIS_PER_IMAGE = 16
+    MAX_GT_INSTANCES = 6
+    MINI_MASK_SHAPE = (28, 28)
+    DETECTION_MAX_INSTANCES = 10
+    STEPS_PER_EPOCH = 2
+    VALIDATION_STEPS = 1
+    TRAIN_BN = None
+    SEED = 0
+
+
+PRESETS = {"shapes": ShapesConfig, "scratch": ScratchShapesConfig, "tiny": TinyShapesConfig}
 
 
 def inference_config(base, batch_size):
