@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv test demo bench bench-inference clean
+.PHONY: venv test demo notebooks bench bench-inference clean
 
 # Reinstall when the dependency lists change.
 $(STAMP): requirements.txt requirements-dev.txt setup.py
@@ -23,6 +23,10 @@ test: $(STAMP)
 demo: $(STAMP)
 	MPLBACKEND=Agg TF_CPP_MIN_LOG_LEVEL=2 $(PY) samples/shapes/shapes.py demo \
 		--logs logs/demo --out demo_detections.png
+
+# Run every notebook in full mode and save it with its outputs (several minutes each on a CPU).
+notebooks: $(STAMP)
+	$(PY) notebooks/execute.py
 
 bench: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) benchmarks/input_pipeline.py
