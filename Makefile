@@ -8,10 +8,10 @@ PYTEST_ARGS ?=
 .PHONY: venv test demo notebooks bench bench-inference clean
 
 # Reinstall when the dependency lists change.
-$(STAMP): requirements.txt requirements-dev.txt setup.py
+$(STAMP): requirements.txt requirements-dev.txt requirements-export.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e . -r requirements-dev.txt
+	$(PY) -m pip install --quiet -e ".[export]" -r requirements-dev.txt
 	touch $(STAMP)
 
 venv: $(STAMP)

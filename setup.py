@@ -35,6 +35,8 @@ setup(
     install_requires=read_requirements("requirements.txt"),
     extras_require={
         "test": read_requirements("requirements-dev.txt"),
+        # TFLite and ONNX export and their runtimes (mrcnn.export_formats, mrcnn.export_runner).
+        "export": read_requirements("requirements-export.txt"),
         # imgaug does not import under NumPy 2; install it only where it works.
         "imgaug": ["imgaug"],
     },

@@ -7,7 +7,7 @@ its notebooks are re-exported here (``load_image_gt``, ``mold_image``, ``compose
 import keras
 import numpy as np
 
-from mrcnn import checkpoints, graph, training, transform, weights
+from mrcnn import checkpoints, export_formats, graph, training, transform, weights
 from mrcnn import losses as losses_lib
 from mrcnn.callbacks import detection_callbacks, inference_config
 from mrcnn.checkpoints import CHECKPOINT_RE, CheckpointCallback  # noqa: F401 (Matterport API)
@@ -15,7 +15,6 @@ from mrcnn.data import (build_input_pipeline, data_generator, load_image_gt,  # 
                         resolve_seed, with_horizontal_flip)
 from mrcnn.image_meta import compose_image_meta, parse_image_meta  # noqa: F401
 from mrcnn.layers import config_train_bn
-from mrcnn.serving import export_saved_model
 from mrcnn.training import LAYER_PRESETS, TrainingModel  # noqa: F401 (Matterport API)
 from mrcnn.transform import mold_image, unmold_image  # noqa: F401 (Matterport API)
 
@@ -252,10 +251,16 @@ class MaskRCNN:
                             "masks": masks})
         return results
 
-    def export(self, path):
-        """Write a SavedModel whose serving signature detects on one uint8 image of any size
-        (see ``mrcnn.serving``); it runs with TensorFlow alone."""
-        return export_saved_model(self, path)
+    def export(self, path, format="savedmodel", quantize=None):
+        """Write the model for serving without mrcnn; returns ``path``.
+
+        format: "savedmodel" (default): a SavedModel whose signature detects on one uint8 image
+        of any size (see ``mrcnn.serving``). "tflite" or "onnx": the fixed-size core
+        (IMAGE_MAX_DIM square input, builtin ops only) plus ``<path>.json``, run with
+        ``mrcnn.export_runner`` (see ``mrcnn.export_formats``; ONNX needs ``mrcnn[export]``).
+        quantize: "dynamic" for dynamic-range quantized TFLite weights.
+        """
+        return export_formats.export(self, path, format=format, quantize=quantize)
 
     def run_graph(self, images, outputs, image_metas=None):
         """Named intermediate tensors of the inference graph for ``images``.

@@ -1,0 +1,192 @@
+"""Run an exported ``.tflite`` or ``.onnx`` Mask R-CNN with NumPy and the format's runtime only.
+
+This module imports neither TensorFlow (unless asked to, below) nor the rest of mrcnn: copy this
+one file next to the model to deploy it. It does the steps the fixed-size core
+(``mrcnn.export_formats``) leaves to the caller, as ``detect()`` does them:
+
+1. scale the image (short side to IMAGE_MIN_DIM, long side at most IMAGE_MAX_DIM; bilinear,
+   as ``skimage.transform.resize``) and zero-pad it to the square, centred;
+2. run the model on the square and the window;
+3. map the boxes back to the original image and paste each 28x28 soft mask into its box
+   (bilinear, edge-clamped), thresholded at DETECTION_MASK_THRESHOLD.
+
+    model = ExportedModel("shapes.tflite")      # reads shapes.tflite.json
+    result = model.detect(image)                # boxes, class_ids, scores, masks
+
+Runtimes: ONNX Runtime for ``.onnx``; for ``.tflite`` LiteRT (``ai_edge_litert``), or
+``tf.lite.Interpreter`` with ``runtime="tensorflow"``.
+"""
+
+import json
+import os
+
+import numpy as np
+
+
+def _load_metadata(path):
+    meta_path = path + ".json"
+    if not os.path.isfile(meta_path):
+        raise FileNotFoundError("{}: the model's metadata (written by the export next to the "
+                                "model) is missing".format(meta_path))
+    with open(meta_path) as f:
+        return json.load(f)
+
+
+def _linear_weights(in_size, out_size, edge):
+    """[out_size, in_size] weights of half-pixel linear resampling along one axis.
+
+    edge=True clamps to the border pixel (tf.image.resize, skimage mode='edge'); edge=False
+    treats pixels outside as 0 (skimage mode='constant', cval=0).
+    """
+    points = (np.arange(out_size, dtype=np.float64) + 0.5) * (in_size / out_size) - 0.5
+    low = np.floor(points)
+    frac = points - low
+    low = low.astype(np.int64)
+    weights = np.zeros((out_size, in_size), np.float64)
+    rows = np.arange(out_size)
+    for index, weight in ((low, 1.0 - frac), (low + 1, frac)):
+        if edge:
+            np.add.at(weights, (rows, np.clip(index, 0, in_size - 1)), weight)
+        else:
+            inside = (index >= 0) & (index < in_size)
+            np.add.at(weights, (rows[inside], index[inside]), weight[inside])
+    return weights
+
+
+def resize_image(image, height, width):
+    """Bilinear resize of a uint8 [h, w, C] image, as detect() resizes (no anti-aliasing,
+    zeros outside, clipped to the input's range, truncated to uint8)."""
+    wy = _linear_weights(image.shape[0], height, edge=False)
+    wx = _linear_weights(image.shape[1], width, edge=False)
+    resized = np.einsum("yh,hwc,xw->yxc", wy, image.astype(np.float64), wx)
+    resized = np.clip(resized, image.min(), image.max())
+    return resized.astype(image.dtype)
+
+
+def paste_mask(mask, box, height, width, threshold):
+    """A soft mask [h, w] resized into ``box`` (y1, x1, y2, x2) of a [height, width] bool
+    image, thresholded; the part outside the image is dropped."""
+    y1, x1, y2, x2 = (int(v) for v in box)
+    full = np.zeros((height, width), bool)
+    if y2 <= y1 or x2 <= x1:
+        return full
+    wy = _linear_weights(mask.shape[0], y2 - y1, edge=True).astype(np.float32)
+    wx = _linear_weights(mask.shape[1], x2 - x1, edge=True).astype(np.float32)
+    resized = wy @ mask.astype(np.float32) @ wx.T >= threshold
+    cy1, cx1, cy2, cx2 = max(y1, 0), max(x1, 0), min(y2, height), min(x2, width)
+    if cy2 > cy1 and cx2 > cx1:
+        full[cy1:cy2, cx1:cx2] = resized[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1]
+    return full
+
+
+class ExportedModel:
+    """An exported model and its metadata; :meth:`detect` is ``MaskRCNN.detect`` for one image.
+
+    runtime: None (ONNX Runtime for .onnx, LiteRT for .tflite), "litert", "tensorflow"
+    (``tf.lite.Interpreter``) or "onnxruntime". num_threads: the runtime's CPU threads
+    (None: its default).
+    """
+
+    def __init__(self, path, runtime=None, num_threads=None):
+        self.path = path
+        self.metadata = _load_metadata(path)
+        self.size = int(self.metadata["image_size"])
+        if runtime is None:
+            runtime = "onnxruntime" if path.endswith(".onnx") else "litert"
+        self.runtime = runtime
+        if runtime == "onnxruntime":
+            self._run = self._onnx_runner(num_threads)
+        elif runtime in ("litert", "tensorflow"):
+            self._run = self._tflite_runner(runtime, num_threads)
+        else:
+            raise ValueError("unknown runtime {!r}".format(runtime))
+
+    def _onnx_runner(self, num_threads):
+        import onnxruntime
+        options = onnxruntime.SessionOptions()
+        if num_threads:
+            options.intra_op_num_threads = int(num_threads)
+        session = onnxruntime.InferenceSession(self.path, options,
+                                               providers=["CPUExecutionProvider"])
+        names = [output.name for output in session.get_outputs()]
+
+        def run(image, window):
+            values = session.run(None, {"image": image, "window": window})
+            return dict(zip(names, values))
+        return run
+
+    def _tflite_runner(self, runtime, num_threads):
+        if runtime == "litert":
+            from ai_edge_litert.interpreter import Interpreter
+        else:
+            import tensorflow as tf
+            Interpreter = tf.lite.Interpreter
+        interpreter = Interpreter(model_path=self.path, num_threads=num_threads)
+        runner = interpreter.get_signature_runner("serving_default")
+        self._interpreter = interpreter     # the runner does not keep it alive
+        return lambda image, window: runner(image=image, window=window)
+
+    def run(self, image, window=None):
+        """The raw outputs for a square uint8 image [IMAGE_MAX_DIM, IMAGE_MAX_DIM, C] that
+        is already molded (see ``mrcnn.export_formats``): {"detections", "masks"}."""
+        if window is None:
+            window = (0, 0, self.size, self.size)
+        outputs = self._run(np.ascontiguousarray(image, np.uint8),
+                            np.asarray(window, np.float32))
+        return {name: np.asarray(outputs[name]) for name in ("detections", "masks")}
+
+    def mold(self, image):
+        """Resize and pad as detect() does: (square image, window (y1, x1, y2, x2))."""
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != self.metadata["channels"] or not image.size:
+            raise ValueError("the image must be uint8 [height, width, {}]; got shape {}".format(
+                self.metadata["channels"], image.shape))
+        h, w = image.shape[:2]
+        scale = max(1, self.metadata["min_dim"] / min(h, w))
+        scale = max(scale, self.metadata["min_scale"])
+        if round(max(h, w) * scale) > self.size:
+            scale = self.size / max(h, w)
+        if scale != 1:
+            image = resize_image(image, round(h * scale), round(w * scale))
+        h, w = image.shape[:2]
+        top, left = (self.size - h) // 2, (self.size - w) // 2
+        square = np.zeros((self.size, self.size, image.shape[2]), np.uint8)
+        square[top:top + h, left:left + w] = image
+        return square, (top, left, top + h, left + w)
+
+    def detect(self, image):
+        """Detections on one uint8 image [height, width, C] of any size, in its pixels:
+        {"boxes" [N, 4] int32, "class_ids" [N] int32, "scores" [N] float32, "masks" [H, W, N]
+        bool}, as ``MaskRCNN.detect`` (whose "rois" are "boxes" here) and the SavedModel."""
+        height, width = np.asarray(image).shape[:2]
+        square, window = self.mold(image)
+        outputs = self.run(square, window)
+        return self.unmold(outputs["detections"], outputs["masks"], (height, width), window)
+
+    def unmold(self, detections, masks, image_shape, window):
+        """Raw outputs -> detections in the original image's pixels (see :meth:`detect`)."""
+        height, width = image_shape[:2]
+        empty = np.nonzero(detections[:, 4] == 0)[0]
+        n = empty[0] if len(empty) else len(detections)
+        boxes = detections[:n, :4].astype(np.float32)
+        class_ids = detections[:n, 4].astype(np.int32)
+        scores = detections[:n, 5].astype(np.float32)
+        # Normalized square coordinates -> normalized window -> original pixels (y2/x2
+        # exclusive), with detect()'s float32 / float64 steps so the roundings agree.
+        side = np.float32(self.size - 1)
+        wy1, wx1, wy2, wx2 = (np.asarray(window, np.float32) -
+                              np.array([0, 0, 1, 1], np.float32)) / side
+        shift = np.array([wy1, wx1, wy1, wx1], np.float32)
+        scale = np.array([wy2 - wy1, wx2 - wx1, wy2 - wy1, wx2 - wx1], np.float32)
+        normalized = ((boxes - shift) / scale).astype(np.float64)
+        boxes = np.around(normalized * np.array([height - 1, width - 1, height - 1, width - 1],
+                                                np.float64) +
+                          np.array([0, 0, 1, 1], np.float64)).astype(np.int32)
+        keep = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0
+        boxes, class_ids, scores = boxes[keep], class_ids[keep], scores[keep]
+        soft = masks[:n][keep]
+        threshold = self.metadata["mask_threshold"]
+        full = [paste_mask(soft[i], boxes[i], height, width, threshold)
+                for i in range(len(boxes))]
+        full = np.stack(full, axis=-1) if full else np.zeros((height, width, 0), bool)
+        return {"boxes": boxes, "class_ids": class_ids, "scores": scores, "masks": full}
