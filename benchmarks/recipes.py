@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 from _report import emit, machine  # noqa: E402
 from mrcnn import evaluate  # noqa: E402
 from mrcnn import model as modellib  # noqa: E402
-from mrcnn.dataset import ClassAgnosticDataset  # noqa: E402
+from mrcnn.dataset import ClassAgnosticDataset, image_class_ids  # noqa: E402
 from samples.shapes import shapes  # noqa: E402
 
 IMAGE_SIZE = 64
@@ -115,10 +115,8 @@ def config_of(**overrides):
 
 
 def instance_counts(dataset):
-    counts = np.zeros(dataset.num_classes, dtype=int)
-    for image_id in dataset.image_ids:
-        _, class_ids = dataset.load_mask(image_id)
-        counts += np.bincount(class_ids, minlength=dataset.num_classes)
+    counts = np.bincount(np.concatenate(image_class_ids(dataset)),
+                         minlength=dataset.num_classes)
     return {name: int(c) for name, c in zip(dataset.class_names[1:], counts[1:])}
 
 

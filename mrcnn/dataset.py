@@ -198,6 +198,18 @@ class Dataset:
         return mask, class_ids
 
 
+def image_class_ids(dataset):
+    """[num_images] arrays of each image's instance class ids (crowd regions count for their
+    class; positions as in ``dataset.image_ids``), read through ``load_mask``: what class
+    statistics (balanced weights, repeat factors) are computed from."""
+    out = []
+    for image_id in dataset.image_ids:
+        _, class_ids = dataset.load_mask(image_id)
+        ids = np.abs(np.asarray(class_ids, dtype=np.int64)).reshape(-1)
+        out.append(ids[ids > 0])
+    return out
+
+
 class ClassAgnosticDataset(Dataset):
     """Any prepared dataset seen as one class (``class_name``): instance segmentation without
     class labels. Images and masks are the wrapped dataset's; every instance gets class 1

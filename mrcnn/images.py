@@ -46,6 +46,10 @@ def check_image(image, where, channels=None):
                              "the image itself, not a molded or normalized one)".format(
                                  where, low, high))
         return image
+    if image.dtype == np.uint8:
+        # Always within 0..255: no scan of the values (every training sample and detect()
+        # image passes here, often twice: Dataset.load_image and then load_image_gt).
+        return image
     if not np.issubdtype(image.dtype, np.integer):
         raise ValueError("{}: images must hold integers or floats, got dtype {}".format(
             where, image.dtype))

@@ -6,6 +6,7 @@ import tensorflow as tf
 from keras import layers
 
 from mrcnn.config import MASK_LOSSES
+from mrcnn.dataset import image_class_ids
 
 
 def smooth_l1(y_true, y_pred):
@@ -155,10 +156,8 @@ def balanced_class_weights(dataset):
     they average 1 over instances); background and classes without instances get 1.
     """
     counts = np.zeros(dataset.num_classes)
-    for image_id in dataset.image_ids:
-        _, class_ids = dataset.load_mask(image_id)
-        ids = np.abs(np.asarray(class_ids, dtype=np.int64))
-        counts += np.bincount(ids[ids > 0], minlength=dataset.num_classes)
+    for ids in image_class_ids(dataset):
+        counts += np.bincount(ids, minlength=dataset.num_classes)
     weights = np.ones(dataset.num_classes)
     present = counts > 0
     present[0] = False

@@ -98,6 +98,17 @@ def compute_ap_range(gt_box, gt_class_id, gt_mask, pred_box, pred_class_id, pred
     return ap
 
 
+def _recall_overlaps(pred_boxes, gt_boxes):
+    """(overlaps [P, G], None), or (None, the recall result) when there is nothing to match:
+    recall 1.0 without GT boxes, 0.0 without predictions, no positive ids."""
+    overlaps = compute_overlaps(pred_boxes, gt_boxes)
+    if overlaps.shape[1] == 0:
+        return None, (1.0, np.zeros([0], dtype=np.int64))
+    if overlaps.shape[0] == 0:
+        return None, (0.0, np.zeros([0], dtype=np.int64))
+    return overlaps, None
+
+
 def compute_recall(pred_boxes, gt_boxes, iou):
     """Box recall as Matterport defines it: each prediction's best-overlapping GT box counts as
     found when their IoU is >= ``iou``.
@@ -107,11 +118,9 @@ def compute_recall(pred_boxes, gt_boxes, iou):
     the recall is 1.0, without predictions 0.0. :func:`compute_gt_recall` is the GT-side
     variant (a GT box is found when its own best prediction reaches ``iou``).
     """
-    overlaps = compute_overlaps(pred_boxes, gt_boxes)
-    if overlaps.shape[1] == 0:
-        return 1.0, np.zeros([0], dtype=np.int64)
-    if overlaps.shape[0] == 0:
-        return 0.0, np.zeros([0], dtype=np.int64)
+    overlaps, empty = _recall_overlaps(pred_boxes, gt_boxes)
+    if empty is not None:
+        return empty
     iou_max = np.max(overlaps, axis=1)
     iou_argmax = np.argmax(overlaps, axis=1)
     positive_ids = np.where(iou_max >= iou)[0]
@@ -127,11 +136,9 @@ def compute_gt_recall(pred_boxes, gt_boxes, iou):
     still counts when a prediction overlaps it enough. Returns (recall, positive_ids):
     positive_ids are the indices of the GT boxes found.
     """
-    overlaps = compute_overlaps(pred_boxes, gt_boxes)
-    if overlaps.shape[1] == 0:
-        return 1.0, np.zeros([0], dtype=np.int64)
-    if overlaps.shape[0] == 0:
-        return 0.0, np.zeros([0], dtype=np.int64)
+    overlaps, empty = _recall_overlaps(pred_boxes, gt_boxes)
+    if empty is not None:
+        return empty
     iou_max = np.max(overlaps, axis=0)
     positive_ids = np.where(iou_max >= iou)[0]
     return len(positive_ids) / overlaps.shape[1], positive_ids

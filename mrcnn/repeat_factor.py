@@ -9,15 +9,13 @@ classes are seen more often.
 
 import numpy as np
 
+from mrcnn.dataset import image_class_ids
+
 
 def repeat_factors(dataset, threshold):
     """[num_images] repeat factor of each image of a prepared dataset (positions as in
     ``dataset.image_ids``). Crowd regions (negative ids) count for their class."""
-    image_classes = []
-    for image_id in dataset.image_ids:
-        _, class_ids = dataset.load_mask(image_id)
-        ids = np.abs(np.asarray(class_ids, dtype=np.int64))
-        image_classes.append(set(ids[ids > 0].tolist()))
+    image_classes = [set(ids.tolist()) for ids in image_class_ids(dataset)]
     counts = np.zeros(dataset.num_classes)
     for classes in image_classes:
         counts[list(classes)] += 1

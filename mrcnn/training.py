@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from mrcnn.config import LOSS_NAMES
 from mrcnn.layers import BatchNorm, config_train_bn
+from mrcnn.weights import weight_owners
 
 # Presets of train(layers=...): Matterport's regular expressions on layer names.
 LAYER_PRESETS = {
@@ -212,17 +213,9 @@ def build_optimizer(config, learning_rate, momentum, total_steps=None, keras_mod
     elif name == "adamw":
         kwargs["weight_decay"] = config.WEIGHT_DECAY
     if config.BACKBONE_LR_MULTIPLIER != 1 and keras_model is not None:
-        backbone = [v for layer in _flat_layers(keras_model)
+        backbone = [v for _, layer in weight_owners(keras_model)
                     if re.fullmatch(BACKBONE_LAYERS, layer.name) for v in layer.weights]
         optimizer_class = with_layer_learning_rates(optimizer_class,
                                                     config.BACKBONE_LR_MULTIPLIER, backbone)
     return optimizer_class(**kwargs), l2
 
-
-def _flat_layers(keras_model):
-    """Layers of a model, nested models' layers included."""
-    for layer in keras_model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _flat_layers(layer)
-        else:
-            yield layer

@@ -12,22 +12,10 @@ import tensorflow as tf
 
 from mrcnn import export
 from mrcnn import model as modellib
-from tiny import TinyConfig
+from tiny import NO_MRCNN_PREAMBLE, ExportConfig
 
 
-class ExportConfig(TinyConfig):
-    IMAGES_PER_GPU = 1
-    DETECTION_MIN_CONFIDENCE = 0.0
-
-
-LOADER = textwrap.dedent('''
-    import sys, importlib.abc
-
-    class NoMrcnn(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "mrcnn" or name.startswith("mrcnn."):
-                raise ImportError("mrcnn must not be needed to serve the model")
-    sys.meta_path.insert(0, NoMrcnn())
+LOADER = NO_MRCNN_PREAMBLE + textwrap.dedent('''
 
     import numpy as np
     import tensorflow as tf

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from mrcnn import export, export_formats, portable_ops
 from mrcnn import model as modellib
-from tiny import TinyConfig
+from tiny import NO_MRCNN_PREAMBLE, ExportConfig
 
 RUNNER_FILE = os.path.join(os.path.dirname(export_formats.__file__), "export_runner.py")
 # (format, runtime): LiteRT's standalone interpreter and TensorFlow's both run the .tflite.
@@ -23,21 +23,10 @@ TARGETS = [("tflite", "litert"), ("tflite", "tensorflow"), ("onnx", "onnxruntime
 SHAPES = [(48, 64, 3), (64, 40, 3), (30, 50, 3), (100, 80, 3)]
 
 
-class ExportConfig(TinyConfig):
-    IMAGES_PER_GPU = 1
-    DETECTION_MIN_CONFIDENCE = 0.0
-
-
 # Runs one exported model on a batch of images in a process where importing mrcnn fails: the
 # runner file is loaded by path, as a deployment that copied it would.
-SERVE = textwrap.dedent('''
-    import importlib.abc, importlib.util, sys
-
-    class NoMrcnn(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "mrcnn" or name.startswith("mrcnn."):
-                raise ImportError("mrcnn must not be needed to run the export")
-    sys.meta_path.insert(0, NoMrcnn())
+SERVE = NO_MRCNN_PREAMBLE + textwrap.dedent('''
+    import importlib.util
 
     import numpy as np
     runner_file, model_path, runtime, images_file, out_file = sys.argv[1:6]
