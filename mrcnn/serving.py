@@ -3,15 +3,16 @@
 The signature takes one uint8 image of any size, ``[height, width, channels]``, and returns
 ``boxes`` [N, (y1, x1, y2, x2)] int32 pixels, ``class_ids`` [N] int32, ``scores`` [N] float32 and
 ``masks`` [height, width, N] bool: what ``MaskRCNN.detect`` returns for one image (N may be 0).
-Resizing, molding, anchors and mask pasting are TensorFlow ops inside the graph. An image of
-another rank or channel count, or an empty one, is an InvalidArgumentError whose message names
-the expected shape. ``python -m mrcnn.export`` is the command line.
+Resizing, molding and anchors are TensorFlow ops inside the graph; unmolding and mask pasting
+are :func:`mrcnn.postprocess.unmold_detections`, the ops ``detect()`` runs. An image of another
+rank or channel count, or an empty one, is an InvalidArgumentError whose message names the
+expected shape. ``python -m mrcnn.export`` is the command line.
 """
 
 import numpy as np
 import tensorflow as tf
 
-from mrcnn import image_meta
+from mrcnn import image_meta, postprocess
 
 
 class _Serving(tf.Module):
@@ -74,7 +75,7 @@ class _Serving(tf.Module):
         molded = tf.pad(resized, [[top, self.max_dim - new_h - top],
                                   [left, self.max_dim - new_w - left], [0, 0]]) - self.mean_pixel
         molded = tf.ensure_shape(molded, [self.max_dim, self.max_dim, self.channels])
-        window = tf.cast(tf.stack([top, left, top + new_h, left + new_w]), tf.float32)
+        window = tf.stack([top, left, top + new_h, left + new_w])      # int32 pixels
         fields = {"image_id": 0.0, "original_image_shape": tf.cast(shape, tf.float32),
                   "image_shape": [float(self.max_dim), float(self.max_dim),
                                   float(self.channels)],
@@ -88,51 +89,11 @@ class _Serving(tf.Module):
         outputs = self.keras_model([batched(molded), batched(meta), batched(self.anchors)],
                                    training=False)
         detections, masks = outputs[0][0], outputs[3][0]
-        return self._unmold(detections, masks, shape[0], shape[1], window)
-
-    def _unmold(self, detections, masks, height, width, window):
-        """MaskRCNN.unmold_detections in TensorFlow."""
-        n = tf.reduce_sum(tf.cast(detections[:, 4] > 0, tf.int32))
-        boxes = detections[:n, :4]
-        class_ids = tf.cast(detections[:n, 4], tf.int32)
-        scores = detections[:n, 5]
-        # One channel holds class-agnostic masks (MASK_CLASS_AGNOSTIC): every class reads it.
-        channels = class_ids if masks.shape[-1] != 1 else tf.zeros_like(class_ids)
-        class_masks = tf.gather(tf.transpose(masks[:n], [0, 3, 1, 2]), channels, batch_dims=1)
-        # Normalized molded coordinates -> normalized window coordinates -> original pixels.
-        side = float(self.max_dim - 1)
-        wy1, wx1 = window[0] / side, window[1] / side
-        wy2, wx2 = (window[2] - 1) / side, (window[3] - 1) / side
-        shift = tf.stack([wy1, wx1, wy1, wx1])
-        scale = tf.stack([wy2 - wy1, wx2 - wx1, wy2 - wy1, wx2 - wx1])
-        hf, wf = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
-        boxes = (boxes - shift) / scale * tf.stack([hf - 1, wf - 1, hf - 1, wf - 1]) + \
-            tf.constant([0.0, 0.0, 1.0, 1.0])
-        boxes = tf.cast(tf.round(boxes), tf.int32)
-        keep = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0
-        boxes, class_ids = tf.boolean_mask(boxes, keep), tf.boolean_mask(class_ids, keep)
-        scores, class_masks = tf.boolean_mask(scores, keep), tf.boolean_mask(class_masks, keep)
-
-        def paste(args):
-            """utils.unmold_mask: resize into the box, threshold, place (clipped)."""
-            mask, box = args
-            y1, x1, y2, x2 = box[0], box[1], box[2], box[3]
-            m = tf.image.resize(mask[..., tf.newaxis], tf.stack([y2 - y1, x2 - x1]))[..., 0]
-            m = m >= self.mask_threshold
-            cy1, cx1 = tf.maximum(y1, 0), tf.maximum(x1, 0)
-            cy2, cx2 = tf.minimum(y2, height), tf.minimum(x2, width)
-            m = m[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1]
-            return tf.pad(m, [[cy1, height - cy2], [cx1, width - cx2]])
-        count = tf.shape(boxes)[0]
-        # map_fn cannot stack zero masks of unknown size: no detections take the other branch.
-        full = tf.cond(
-            count > 0,
-            lambda: tf.map_fn(paste, (class_masks, boxes),
-                              fn_output_signature=tf.TensorSpec([None, None], tf.bool)),
-            lambda: tf.zeros(tf.stack([0, height, width]), tf.bool))
-        full = tf.reshape(full, tf.stack([count, height, width]))
-        return {"boxes": boxes, "class_ids": class_ids, "scores": scores,
-                "masks": tf.transpose(full, [1, 2, 0])}
+        # detect()'s own post-processing (mrcnn.postprocess), traced into this graph.
+        boxes, class_ids, scores, full_masks = postprocess.unmold_detections(
+            detections, masks, shape[:2], [self.max_dim, self.max_dim], window,
+            self.mask_threshold)
+        return {"boxes": boxes, "class_ids": class_ids, "scores": scores, "masks": full_masks}
 
 
 def export_saved_model(mrcnn_model, path):

@@ -1,5 +1,10 @@
-"""Molding images for the network and unmolding its detections (``detect()``'s pre- and
-post-processing), in NumPy."""
+"""Molding images for the network (``detect()``'s pre-processing) and unmolding its detections,
+in NumPy.
+
+:func:`unmold_detections` is Matterport's NumPy API (``MaskRCNN.unmold_detections``, notebooks);
+``detect()`` and the SavedModel compute the same results in TensorFlow with
+:func:`mrcnn.postprocess.unmold_detections`.
+"""
 
 import collections
 
@@ -57,7 +62,7 @@ def unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape,
     image_shape: the molded image's shape; window: (y1, x1, y2, x2) pixels of the original
     image in the molded one.
     Returns boxes [n, 4] int32 in original-image pixels, class_ids [n], scores [n], masks
-    [H, W, n] bool.
+    [H, W, n] bool. :func:`mrcnn.postprocess.unmold_detections` is the same in TensorFlow.
     """
     zero_ix = np.where(detections[:, 4] == 0)[0]
     n = zero_ix[0] if zero_ix.shape[0] > 0 else detections.shape[0]

@@ -230,8 +230,8 @@ def unmold_mask(mask, bbox, image_shape, threshold=0.5):
     if y2 <= y1 or x2 <= x1:
         return full_mask
     # Resize the soft mask first and threshold after, as Matterport does: sharper edges.
-    # Edge clamping (not Matterport's zero padding) keeps border pixels from fading, and is
-    # what tf.image.resize does, so the exported SavedModel pastes identical masks.
+    # Edge clamping (not Matterport's zero padding) keeps border pixels from fading.
+    # mrcnn.postprocess (detect() and the SavedModel) computes the same pixels in TensorFlow.
     m = resize(np.asarray(mask, dtype=np.float32), (y2 - y1, x2 - x1), mode="edge")
     m = m >= threshold
     # Clip the paste to the image so boxes that overhang the border still work.

@@ -1,0 +1,177 @@
+"""Unmolding detections in TensorFlow: the one post-processing path of ``MaskRCNN.detect()`` and
+of the SavedModel signature (:mod:`mrcnn.serving`).
+
+The graph gives, per image, detections in normalized coordinates of the molded image and one
+small soft mask (MASK_SHAPE, 28x28) per detection. :func:`unmold_detections` turns them into
+what ``detect()`` returns: boxes in original-image pixels, class ids, scores and full-size binary
+masks. It gives the results of Matterport's NumPy API (``transform.unmold_detections`` with
+``utils.unmold_mask``, kept for users and notebooks) bit for bit: boxes by the same float32 then
+float64 operations, masks by the float64 bilinear resize of ``skimage.transform.resize(mode=
+"edge")`` (``scipy.ndimage.zoom``: half-pixel centres, edge cells repeated), the same operations
+in the same order, rounded to float32 before the threshold as there. ``tf.image.resize``
+interpolates in float32, which flips pixels whose value lies within float32 rounding of the
+threshold, so it is not used.
+
+:data:`unmold_detections_fn` is the ``tf.function`` that ``detect()`` calls: its input signature
+has dynamic shapes, so image sizes, detection counts and class counts never retrace it.
+"""
+
+import tensorflow as tf
+
+
+def to_pixel_boxes(boxes, window, image_shape, original_shape):
+    """Normalized boxes of the molded image -> int32 pixel boxes of the original image.
+
+    boxes: [N, (y1, x1, y2, x2)] float32, normalized in the molded image; window: (y1, x1, y2,
+    x2) pixels of the original image inside the molded one; image_shape / original_shape: at
+    least (height, width) of the molded / original image. Returns [N, 4] int32, y2/x2 exclusive.
+    """
+    shape = tf.cast(image_shape[:2], tf.float32)
+    # Divisions are divide_no_nan: in a traced graph where the divisor is a constant (the
+    # SavedModel's molded shape), TensorFlow turns x / c into x * (1 / c), which changes last
+    # bits and so rounded pixels; it leaves DivNoNan, an exact division, as it is.
+    # utils.norm_boxes of the window, in float32 as there.
+    size = tf.stack([shape[0] - 1, shape[1] - 1, shape[0] - 1, shape[1] - 1])
+    window = tf.math.divide_no_nan(
+        tf.cast(window, tf.float32) - tf.constant([0.0, 0.0, 1.0, 1.0]), size)
+    wy1, wx1, wy2, wx2 = window[0], window[1], window[2], window[3]
+    shift = tf.stack([wy1, wx1, wy1, wx1])
+    scale = tf.stack([wy2 - wy1, wx2 - wx1, wy2 - wy1, wx2 - wx1])
+    boxes = tf.math.divide_no_nan(tf.cast(boxes, tf.float32) - shift, scale)   # [N, 4]
+    # utils.denorm_boxes, in float64 as there (float32 rounds 397.49998677 up to 398).
+    original = tf.cast(original_shape[:2], tf.float64)
+    size = tf.stack([original[0] - 1, original[1] - 1, original[0] - 1, original[1] - 1])
+    pixels = tf.cast(boxes, tf.float64) * size + tf.constant([0.0, 0.0, 1.0, 1.0], tf.float64)
+    # tf.round rounds half to even, as np.around does.
+    return tf.cast(tf.round(pixels), tf.int32)
+
+
+def _resize_taps(start, end, first, length, source):
+    """Bilinear taps that resize a mask side of ``source`` cells onto boxes' pixels, as
+    ``scipy.ndimage.zoom(order=1, mode="nearest", grid_mode=True)`` computes them (what
+    ``skimage.transform.resize(mode="edge")`` and so ``utils.unmold_mask`` call).
+
+    start, end: [N] int32 box sides in pixels (end exclusive); first: [N] first pixel wanted
+    (the box start clipped to the image); length: how many pixels from ``first``.
+    Returns (lower, upper) [N, length] int32 cell indices and (lower_weight, upper_weight)
+    [N, length] float64: pixel first[n] + i of box n reads those two cells.
+    """
+    size = tf.cast(tf.maximum(end - start, 1), tf.float64)        # [N]
+    zoom = tf.math.divide_no_nan(tf.cast(source, tf.float64), size)   # [N] (see to_pixel_boxes)
+    pixel = tf.cast((first - start)[:, tf.newaxis] + tf.range(length)[tf.newaxis], tf.float64)
+    # Pixel k of a side of n lies at (k + 0.5) * source / n - 0.5 in cell units. scipy does not
+    # clamp this coordinate: it clamps the two cells it reads, and takes the second weight as
+    # 1 - first weight. The same float64 operations give the same bits.
+    coord = (pixel + 0.5) * zoom[:, tf.newaxis] - 0.5             # [N, length]
+    floor = tf.floor(coord)
+    # A tensor of ones, not the constant 1.0: in a traced graph, Grappler's constant folding
+    # regroups constant arithmetic (1 - (c - f) and 1 - (1 - x)), which changes last bits.
+    one = tf.ones_like(coord)
+    lower_weight = one - (coord - floor)
+    upper_weight = one - lower_weight
+    lower = tf.cast(floor, tf.int32)
+    return (tf.clip_by_value(lower, 0, source - 1), tf.clip_by_value(lower + 1, 0, source - 1),
+            lower_weight, upper_weight)
+
+
+def paste_masks(masks, boxes, height, width, threshold=0.5):
+    """Paste soft masks into full-image binary masks, as ``utils.unmold_mask`` does one by one.
+
+    masks: [N, mask_h, mask_w] float probabilities; boxes: [N, (y1, x1, y2, x2)] int32 pixels
+    (they may overhang the image; an empty or inverted box pastes nothing); height, width: the
+    image's size. Each mask is resized to its box (bilinear, see :func:`_resize_taps`),
+    thresholded at ``threshold`` (a pixel is on when its float32 value is >= threshold) and
+    placed, clipped to the image. Returns [height, width, N] bool.
+    """
+    boxes = tf.cast(boxes, tf.int32)
+    height, width = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
+    threshold = tf.cast(threshold, tf.float32)
+    count = tf.shape(boxes)[0]
+    mask_h, mask_w = tf.shape(masks)[1], tf.shape(masks)[2]
+    y1, x1, y2, x2 = tf.unstack(boxes, 4, axis=1)                 # [N] each
+    # The part of each box inside the image: rows top..top+rows, columns left..left+cols
+    # (clamped so that a box beyond the image pads to an empty mask).
+    top, left = tf.clip_by_value(y1, 0, height), tf.clip_by_value(x1, 0, width)
+    nonempty = (y2 > y1) & (x2 > x1)
+    rows = tf.where(nonempty, tf.maximum(tf.minimum(y2, height) - top, 0), 0)
+    cols = tf.where(nonempty, tf.maximum(tf.minimum(x2, width) - left, 0), 0)
+    # Taps for the largest clipped box; box n uses its first rows[n] / cols[n].
+    # (The zero keeps reduce_max defined when there are no boxes.)
+    max_rows = tf.reduce_max(tf.concat([rows, [0]], axis=0))
+    max_cols = tf.reduce_max(tf.concat([cols, [0]], axis=0))
+    row_lo, row_hi, row_lo_w, row_hi_w = _resize_taps(y1, y2, top, max_rows, mask_h)
+    col_lo, col_hi, col_lo_w, col_hi_w = _resize_taps(x1, x2, left, max_cols, mask_w)
+    # scipy sums, per pixel, value * row weight * column weight over the cells (lower row,
+    # lower column), (lower, upper), (upper, lower), (upper, upper), in that order, in
+    # float64. The row products come first, for all boxes: [N, max_rows, mask_w] each.
+    soft = tf.cast(masks, tf.float64)
+    upper_rows = tf.gather(soft, row_hi, axis=1, batch_dims=1) * row_hi_w[..., tf.newaxis]
+    lower_rows = tf.gather(soft, row_lo, axis=1, batch_dims=1) * row_lo_w[..., tf.newaxis]
+
+    def paste(i):
+        """Mask i resized to its clipped box [rows, cols], thresholded, padded to the image."""
+        lo, hi = lower_rows[i, :rows[i]], upper_rows[i, :rows[i]]
+        c_lo, c_hi = col_lo[i, :cols[i]], col_hi[i, :cols[i]]
+        w_lo, w_hi = col_lo_w[i, :cols[i]], col_hi_w[i, :cols[i]]
+        value = tf.gather(lo, c_lo, axis=1) * w_lo + tf.gather(lo, c_hi, axis=1) * w_hi
+        value = value + tf.gather(hi, c_lo, axis=1) * w_lo
+        value = value + tf.gather(hi, c_hi, axis=1) * w_hi
+        # skimage's resize returns float32: compare the float32 value, as unmold_mask does.
+        on = tf.cast(value, tf.float32) >= threshold
+        return tf.pad(on, [[top[i], height - top[i] - rows[i]],
+                           [left[i], width - left[i] - cols[i]]])
+
+    # A loop over the masks keeps memory at one box's size per step (a batch of all boxes
+    # at the largest box's size costs N times that); map_fn cannot stack zero masks of
+    # unknown size, so no detections take the other branch.
+    full = tf.cond(
+        count > 0,
+        lambda: tf.map_fn(paste, tf.range(count),
+                          fn_output_signature=tf.TensorSpec([None, None], tf.bool)),
+        lambda: tf.zeros(tf.stack([0, height, width]), tf.bool))
+    full = tf.reshape(full, tf.stack([count, height, width]))     # [N, H, W]
+    return tf.transpose(full, [1, 2, 0])
+
+
+def unmold_detections(detections, mrcnn_mask, original_shape, image_shape, window,
+                      threshold=0.5):
+    """One image's raw detections -> boxes, class ids, scores and full-size masks.
+
+    detections: [D, (y1, x1, y2, x2, class_id, score)] normalized in the molded image,
+    zero-padded at the end; mrcnn_mask: [D, mask_h, mask_w, NUM_CLASSES] probabilities (or
+    [D, mask_h, mask_w, 1]: class-agnostic, every class reads channel 0); original_shape /
+    image_shape: (height, width[, channels]) of the original / molded image; window: (y1, x1,
+    y2, x2) pixels of the original image in the molded one; threshold: mask probability
+    threshold (DETECTION_MASK_THRESHOLD).
+    Returns boxes [n, 4] int32 original-image pixels, class_ids [n] int32, scores [n] float32,
+    masks [H, W, n] bool: the rows before the first padding row, less boxes of zero area.
+    """
+    detections = tf.cast(detections, tf.float32)                  # [D, 6]
+    mrcnn_mask = tf.cast(mrcnn_mask, tf.float32)                  # [D, mask_h, mask_w, C]
+    original_shape = tf.cast(original_shape, tf.int32)
+    # The detections end at the first padding row (class id 0).
+    slots = tf.shape(detections)[0]
+    n = tf.reduce_min(tf.where(tf.equal(detections[:, 4], 0.0), tf.range(slots), slots))
+    boxes = to_pixel_boxes(detections[:n, :4], window, image_shape, original_shape)
+    class_ids = tf.cast(detections[:n, 4], tf.int32)
+    scores = detections[:n, 5]
+    # One channel holds class-agnostic masks (MASK_CLASS_AGNOSTIC): every class reads it.
+    channels = tf.where(tf.shape(mrcnn_mask)[-1] > 1, class_ids, tf.zeros_like(class_ids))
+    masks = tf.gather(mrcnn_mask[:n], channels, axis=3, batch_dims=1)   # [n, mask_h, mask_w]
+    # Matterport drops boxes of zero area (int32 products, as utils.denorm_boxes gives).
+    keep = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0
+    boxes, class_ids = tf.boolean_mask(boxes, keep), tf.boolean_mask(class_ids, keep)
+    scores, masks = tf.boolean_mask(scores, keep), tf.boolean_mask(masks, keep)
+    full_masks = paste_masks(masks, boxes, original_shape[0], original_shape[1], threshold)
+    return boxes, class_ids, scores, full_masks
+
+
+# detect()'s entry point. Every dimension that varies between calls is None, so new image
+# sizes, molded sizes, detection counts and class counts reuse the one traced graph.
+unmold_detections_fn = tf.function(unmold_detections, input_signature=[
+    tf.TensorSpec([None, 6], tf.float32, name="detections"),
+    tf.TensorSpec([None, None, None, None], tf.float32, name="mrcnn_mask"),
+    tf.TensorSpec([None], tf.int32, name="original_shape"),
+    tf.TensorSpec([None], tf.int32, name="image_shape"),
+    tf.TensorSpec([4], tf.int32, name="window"),
+    tf.TensorSpec([], tf.float32, name="threshold")])
