@@ -5,7 +5,6 @@ import io
 import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from mrcnn import boxes as box_utils

@@ -8,7 +8,7 @@ build or inspect one stage. :class:`Parts` holds what can be replaced without ed
 import keras
 from keras import layers as KL
 
-from mrcnn import heads, losses as losses_lib
+from mrcnn import heads, losses as losses_lib, precision
 from mrcnn.backbone import fpn_graph, resnet_graph
 from mrcnn.detection import DetectionLayer
 from mrcnn.layers import (ActiveClassIds, DetectionBoxes, LeadingRois, NormBoxes,
@@ -93,19 +93,22 @@ def build_inputs(config, training):
 def build_features(input_image, config):
     """Backbone and feature pyramid: ([P2..P6] for the RPN, [P2..P5] for the heads)."""
     train_bn = config_train_bn(config)
-    if callable(config.BACKBONE):
-        _, C2, C3, C4, C5 = config.BACKBONE(input_image, stage5=True, train_bn=train_bn)
-    else:
-        _, C2, C3, C4, C5 = resnet_graph(input_image, config.BACKBONE, train_bn=train_bn,
-                                         norm=config.NORM)
-    P2, P3, P4, P5, P6 = fpn_graph(C2, C3, C4, C5, config.TOP_DOWN_PYRAMID_SIZE, config.NORM)
+    # The whole feature extractor computes in MIXED_PRECISION's type (see mrcnn.precision).
+    with precision.compute_scope(config.MIXED_PRECISION):
+        if callable(config.BACKBONE):
+            _, C2, C3, C4, C5 = config.BACKBONE(input_image, stage5=True, train_bn=train_bn)
+        else:
+            _, C2, C3, C4, C5 = resnet_graph(input_image, config.BACKBONE, train_bn=train_bn,
+                                             norm=config.NORM)
+        P2, P3, P4, P5, P6 = fpn_graph(C2, C3, C4, C5, config.TOP_DOWN_PYRAMID_SIZE,
+                                       config.NORM)
     return [P2, P3, P4, P5, P6], [P2, P3, P4, P5]
 
 
 def build_rpn(feature_maps, anchors, config, training):
     """One shared RPN head over every level, then proposals. Returns a dict of tensors."""
     rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS),
-                          config.TOP_DOWN_PYRAMID_SIZE)
+                          config.TOP_DOWN_PYRAMID_SIZE, compute_dtype=config.MIXED_PRECISION)
     level_outputs = [rpn([p]) for p in feature_maps]
     out = {name: KL.Concatenate(axis=1, name=name)([o[i] for o in level_outputs])
            for i, name in enumerate(["rpn_class_logits", "rpn_class", "rpn_bbox"])}

@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from mrcnn import precision
 from mrcnn.layers import config_train_bn, normalization
 from mrcnn.roi_align import PyramidROIAlign
 
@@ -49,10 +50,12 @@ class RoiDistributed(layers.Wrapper):
 
 
 def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
-                         fc_layers_size=1024, norm="batch"):
+                         fc_layers_size=1024, norm="batch", compute_dtype=None):
     """Classifier and box regression head.
 
     rois: [batch, num_rois, (y1, x1, y2, x2)] normalized; feature_maps: [P2, P3, P4, P5].
+    compute_dtype: a mixed dtype policy for the two "fully connected" convolutions
+    (Config.MIXED_PRECISION); the logits, softmax and box deltas are float32.
     Returns:
         logits: [batch, num_rois, NUM_CLASSES] (before softmax)
         probs: [batch, num_rois, NUM_CLASSES]
@@ -61,13 +64,14 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     x = PyramidROIAlign([pool_size, pool_size], name="roi_align_classifier")(
         [rois, image_meta] + feature_maps)                   # [B, R, pool, pool, C]
     # Two "fully connected" layers as convolutions: a pool x pool conv then a 1x1 conv.
-    x = RoiDistributed(layers.Conv2D(fc_layers_size, (pool_size, pool_size), padding="valid"),
-                       name="mrcnn_class_conv1")(x)
-    x = RoiDistributed(normalization(norm, train_bn), name="mrcnn_class_bn1")(x)
-    x = layers.Activation("relu")(x)
-    x = RoiDistributed(layers.Conv2D(fc_layers_size, (1, 1)), name="mrcnn_class_conv2")(x)
-    x = RoiDistributed(normalization(norm, train_bn), name="mrcnn_class_bn2")(x)
-    x = layers.Activation("relu")(x)
+    with precision.compute_scope(compute_dtype):
+        x = RoiDistributed(layers.Conv2D(fc_layers_size, (pool_size, pool_size),
+                                         padding="valid"), name="mrcnn_class_conv1")(x)
+        x = RoiDistributed(normalization(norm, train_bn), name="mrcnn_class_bn1")(x)
+        x = layers.Activation("relu")(x)
+        x = RoiDistributed(layers.Conv2D(fc_layers_size, (1, 1)), name="mrcnn_class_conv2")(x)
+        x = RoiDistributed(normalization(norm, train_bn), name="mrcnn_class_bn2")(x)
+        x = layers.Activation("relu")(x)
     shared = layers.Reshape((-1, fc_layers_size), name="pool_squeeze")(x)   # [B, R, fc]
 
     logits = RoiDistributed(layers.Dense(num_classes), name="mrcnn_class_logits")(shared)
@@ -79,23 +83,27 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
 
 
 def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
-                         channels=256, norm="batch"):
+                         channels=256, norm="batch", compute_dtype=None):
     """Mask head: 4 x (3x3 conv, BN, ReLU), a 2x deconv, and a 1x1 conv to one logit per class.
 
     channels: width of the convolutions (256 in Matterport). The sigmoid is applied by the
-    caller (``mask_probabilities``): the loss takes the logits.
+    caller (``mask_probabilities``): the loss takes the logits. compute_dtype: a mixed dtype
+    policy for the convolutions and the deconvolution (Config.MIXED_PRECISION); the logits
+    are float32.
     Returns [batch, num_rois, 2 * pool_size, 2 * pool_size, NUM_CLASSES] mask logits.
     """
     x = PyramidROIAlign([pool_size, pool_size], name="roi_align_mask")(
         [rois, image_meta] + feature_maps)
-    for i in range(1, 5):
-        x = RoiDistributed(layers.Conv2D(channels, (3, 3), padding="same"),
-                           name="mrcnn_mask_conv{}".format(i))(x)
-        x = RoiDistributed(normalization(norm, train_bn),
-                           name="mrcnn_mask_bn{}".format(i))(x)
-        x = layers.Activation("relu")(x)
-    x = RoiDistributed(layers.Conv2DTranspose(channels, (2, 2), strides=2, activation="relu"),
-                       name="mrcnn_mask_deconv")(x)
+    with precision.compute_scope(compute_dtype):
+        for i in range(1, 5):
+            x = RoiDistributed(layers.Conv2D(channels, (3, 3), padding="same"),
+                               name="mrcnn_mask_conv{}".format(i))(x)
+            x = RoiDistributed(normalization(norm, train_bn),
+                               name="mrcnn_mask_bn{}".format(i))(x)
+            x = layers.Activation("relu")(x)
+        x = RoiDistributed(layers.Conv2DTranspose(channels, (2, 2), strides=2,
+                                                  activation="relu"),
+                           name="mrcnn_mask_deconv")(x)
     return RoiDistributed(layers.Conv2D(num_classes, (1, 1), strides=1),
                           name="mrcnn_mask")(x)
 
@@ -111,7 +119,7 @@ def classifier_head(rois, feature_maps, image_meta, config):
     return fpn_classifier_graph(rois, feature_maps, image_meta, config.POOL_SIZE,
                                 config.NUM_CLASSES, train_bn=config_train_bn(config),
                                 fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE,
-                                norm=config.NORM)
+                                norm=config.NORM, compute_dtype=config.MIXED_PRECISION)
 
 
 def mask_head(rois, feature_maps, image_meta, config):
@@ -120,4 +128,5 @@ def mask_head(rois, feature_maps, image_meta, config):
     return build_fpn_mask_graph(rois, feature_maps, image_meta, config.MASK_POOL_SIZE,
                                 1 if config.MASK_CLASS_AGNOSTIC else config.NUM_CLASSES,
                                 train_bn=config_train_bn(config),
-                                channels=config.MASK_HEAD_CHANNELS, norm=config.NORM)
+                                channels=config.MASK_HEAD_CHANNELS, norm=config.NORM,
+                                compute_dtype=config.MIXED_PRECISION)

@@ -4,10 +4,14 @@ The model module wires; it computes no boxes itself. Matterport's module-level h
 its notebooks are re-exported here (``load_image_gt``, ``mold_image``, ``compose_image_meta``...).
 """
 
+import os
+import tempfile
+
 import keras
 import numpy as np
 
-from mrcnn import checkpoints, export_formats, graph, training, transform, weights
+from mrcnn import (checkpoints, distribute, export_formats, graph, postprocess, training,
+                   transform, weights)
 from mrcnn import losses as losses_lib
 from mrcnn.callbacks import detection_callbacks, inference_config
 from mrcnn.checkpoints import CHECKPOINT_RE, CheckpointCallback  # noqa: F401 (Matterport API)
@@ -26,6 +30,10 @@ class MaskRCNN:
     (``<model_dir>/<name><YYYYmmddTHHMM>/mask_rcnn_<name>_<epoch>.h5``). ``classifier_head``,
     ``mask_head``, ``roi_sampler`` and ``losses`` replace the default parts without editing
     mrcnn (see ``mrcnn.graph.Parts``).
+
+    A training model on several devices (GPU_COUNT > 1, or several workers in TF_CONFIG; see
+    ``Config.DISTRIBUTE``) is built and trained under the ``tf.distribute`` strategy
+    ``strategy`` (None: one device, and always in inference).
     """
 
     def __init__(self, mode, config, model_dir, classifier_head=None, mask_head=None,
@@ -37,7 +45,10 @@ class MaskRCNN:
         self.parts = graph.Parts(classifier_head, mask_head, roi_sampler, losses)
         self.anchor_cache = transform.AnchorCache(config)
         self.set_log_dir()
-        self.keras_model = self.build(mode=mode, config=config)
+        # The strategy must exist before the model: its variables are created mirrored.
+        self.strategy = distribute.create_strategy(config) if mode == "training" else None
+        with distribute.scope(self.strategy):
+            self.keras_model = self.build(mode=mode, config=config)
 
     ############################################################
     #  Graph
@@ -117,9 +128,12 @@ class MaskRCNN:
         """Set up the optimizer (config.OPTIMIZER, the learning-rate schedule over
         ``total_steps``) and the L2 weight decay; the loss is the model's own (see
         ``training.TrainingModel``)."""
-        optimizer, self.keras_model.weight_decay = training.build_optimizer(
-            self.config, learning_rate, momentum, total_steps, self.keras_model)
-        self.keras_model.compile(optimizer=optimizer, jit_compile=False)
+        # Under a strategy, the optimizer's and Keras' loss tracker's variables are mirrored
+        # like the model's.
+        with distribute.scope(self.strategy):
+            optimizer, self.keras_model.weight_decay = training.build_optimizer(
+                self.config, learning_rate, momentum, total_steps, self.keras_model)
+            self.keras_model.compile(optimizer=optimizer, jit_compile=False)
 
     def train(self, train_dataset, val_dataset, learning_rate, epochs, layers,
               augmentation=None, custom_callbacks=None, no_augmentation_sources=None,
@@ -139,19 +153,32 @@ class MaskRCNN:
         training.check_train_arguments(learning_rate, epochs, self.epoch, self.log_dir)
         if self.set_trainable(layers) == 0:
             training.raise_no_trainable_layer(layers, config, self.get_trainable_layers())
-        seed = resolve_seed(config)
+        # Each worker of several draws its own stream (distribute.prepare_dataset); a worker
+        # takes BATCH_SIZE images per step from it, as one machine does.
+        seed = distribute.worker_seed(resolve_seed(config), self.strategy)
+        batch_size = distribute.global_batch_size(config, self.strategy)
         start = self.epoch * config.STEPS_PER_EPOCH * config.BATCH_SIZE
         if config.HORIZONTAL_FLIP:
             augmentation = with_horizontal_flip(augmentation)
-        train_data = build_input_pipeline(
+        train_data = distribute.prepare_dataset(build_input_pipeline(
             train_dataset, config, shuffle=True, augmentation=augmentation,
-            no_augmentation_sources=no_augmentation_sources, seed=seed, start_index=start,
-            name="train", repeat_factor_threshold=config.REPEAT_FACTOR_THRESHOLD)
+            no_augmentation_sources=no_augmentation_sources, batch_size=batch_size, seed=seed,
+            start_index=start, name="train",
+            repeat_factor_threshold=config.REPEAT_FACTOR_THRESHOLD), self.strategy)
         val_data = None
         if val_dataset is not None and config.VALIDATION_STEPS:
-            val_data = build_input_pipeline(val_dataset, config, shuffle=True, seed=seed + 1,
-                                            name="validation")
-        if not self._run_dir_claimed:
+            val_data = distribute.prepare_dataset(build_input_pipeline(
+                val_dataset, config, shuffle=True, batch_size=batch_size, seed=seed + 1,
+                name="validation"), self.strategy)
+        chief = distribute.is_chief(self.strategy)
+        if not chief:
+            # Only the chief writes in model_dir; another worker's logs (of custom callbacks)
+            # go to a private directory, removed after training when left empty.
+            name = checkpoints.run_name(config)
+            self.log_dir = tempfile.mkdtemp(prefix="mrcnn_worker{}_".format(
+                distribute.worker_index(self.strategy)))
+            self.checkpoint_path = checkpoints.checkpoint_pattern(self.log_dir, name)
+        elif not self._run_dir_claimed:
             name = checkpoints.run_name(config)
             self.log_dir = checkpoints.new_run_dir(self.model_dir, name)
             self.checkpoint_path = checkpoints.checkpoint_pattern(self.log_dir, name)
@@ -160,19 +187,24 @@ class MaskRCNN:
                      CheckpointCallback(self)] + detection_callbacks(
             config, self.keras_model, val_dataset, self.log_dir,
             lambda: MaskRCNN("inference", inference_config(config), self.model_dir,
-                             **vars(self.parts))) + list(custom_callbacks or [])
+                             **vars(self.parts))) if chief else []
+        callbacks += list(custom_callbacks or [])
         if config.CLASS_WEIGHTS == "balanced":
             self.keras_model.get_layer("mrcnn_class_loss").class_weights.assign(
                 losses_lib.balanced_class_weights(train_dataset))
         self.compile(learning_rate, config.LEARNING_MOMENTUM,
                      (epochs - self.epoch) * config.STEPS_PER_EPOCH)
-        history = self.keras_model.fit(
-            train_data, initial_epoch=self.epoch, epochs=epochs,
-            steps_per_epoch=config.STEPS_PER_EPOCH, callbacks=callbacks,
-            validation_data=val_data,
-            validation_steps=config.VALIDATION_STEPS if val_data is not None else None,
-            shuffle=False,  # the input pipeline shuffles, reproducibly by seed
-            verbose=verbose)
+        try:
+            history = self.keras_model.fit(
+                train_data, initial_epoch=self.epoch, epochs=epochs,
+                steps_per_epoch=config.STEPS_PER_EPOCH, callbacks=callbacks,
+                validation_data=val_data,
+                validation_steps=config.VALIDATION_STEPS if val_data is not None else None,
+                shuffle=False,  # the input pipeline shuffles, reproducibly by seed
+                verbose=verbose)
+        finally:
+            if not chief and not os.listdir(self.log_dir):
+                os.rmdir(self.log_dir)
         self.epoch = max(self.epoch, epochs)
         return history
 
@@ -190,7 +222,8 @@ class MaskRCNN:
 
     def unmold_detections(self, detections, mrcnn_mask, original_image_shape, image_shape,
                           window):
-        """One image's raw detections -> original-image results (see ``transform``)."""
+        """One image's raw detections -> original-image results, in NumPy (Matterport's API;
+        see ``transform``). ``detect()`` computes the same in TensorFlow (``postprocess``)."""
         return transform.unmold_detections(detections, mrcnn_mask, original_image_shape,
                                            image_shape, window,
                                            self.config.DETECTION_MASK_THRESHOLD)
@@ -233,7 +266,8 @@ class MaskRCNN:
         return self._detect_molded(molded_images, image_metas, shapes, windows)
 
     def _detect_molded(self, molded_images, image_metas, original_shapes, windows):
-        """Run the graph on molded images and unmold each image's detections."""
+        """Run the graph on molded images and unmold each image's detections (in TensorFlow,
+        see ``mrcnn.postprocess``)."""
         count = len(molded_images)
         pad = self.config.BATCH_SIZE - count
         if pad > 0:
@@ -242,13 +276,18 @@ class MaskRCNN:
             image_metas = np.concatenate([image_metas, np.repeat(image_metas[:1], pad, 0)])
         detections, _, _, mrcnn_mask, _, _, _ = self.keras_model.predict_on_batch(
             [molded_images, image_metas, self.anchor_cache.batch(molded_images)])
+        # One traced TensorFlow function unmolds every image (see mrcnn.postprocess; the
+        # SavedModel signature runs the same ops): dynamic shapes, so nothing retraces.
+        molded_shape = np.asarray(molded_images.shape[1:3], np.int32)
+        threshold = np.float32(self.config.DETECTION_MASK_THRESHOLD)
         results = []
         for i in range(count):
-            rois, class_ids, scores, masks = self.unmold_detections(
-                detections[i], mrcnn_mask[i], original_shapes[i], molded_images[i].shape,
-                windows[i])
-            results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
-                            "masks": masks})
+            rois, class_ids, scores, masks = postprocess.unmold_detections_fn(
+                np.asarray(detections[i], np.float32), np.asarray(mrcnn_mask[i], np.float32),
+                np.asarray(original_shapes[i][:2], np.int32), molded_shape,
+                np.asarray(windows[i], np.int32), threshold)
+            results.append({"rois": rois.numpy(), "class_ids": class_ids.numpy(),
+                            "scores": scores.numpy(), "masks": masks.numpy()})
         return results
 
     def export(self, path, format="savedmodel", quantize=None):

@@ -7,6 +7,7 @@ import re
 import keras
 import tensorflow as tf
 
+from mrcnn import distribute, precision
 from mrcnn.config import LOSS_NAMES
 from mrcnn.layers import BatchNorm, config_train_bn
 from mrcnn.weights import weight_owners
@@ -41,6 +42,30 @@ class TrainingModel(keras.Model):
         self.weight_decay = float(weight_decay)
         for name in LOSS_NAMES:
             setattr(self, name + "_tracker", keras.metrics.Mean(name=name))
+        self._distributed = tf.distribute.has_strategy()
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' hook run by fit() and evaluate() before their first step. Under a strategy,
+        # Keras' version averages a whole input batch over the replicas to build the model
+        # from it symbolically, which fails on the bool GT masks and, with several workers, on
+        # any dict of inputs. This graph is built when it is created and compile() gives no
+        # loss or metric to build: what is left is the optimizer, whose variables must be
+        # created in the strategy's scope. Without a strategy Keras' version does nothing.
+        if not self._distributed:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Keras' step logs (the loss trackers' values), shaped for several workers."""
+        logs = super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        if distribute.is_multi_worker(tf.distribute.get_strategy()):
+            # Keras then averages each log over the replicas with an axis 0 (TensorFlow issue
+            # 72388): the values are the same on every replica, given one axis they average
+            # back to themselves.
+            logs = {key: tf.reshape(value, [1]) for key, value in logs.items()}
+        return logs
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         total = tf.constant(0.0)
@@ -56,6 +81,12 @@ class TrainingModel(keras.Model):
                    if not w.path.endswith(("gamma", "beta"))]
             if reg:
                 total += tf.add_n(reg)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            # Keras sums the replicas' gradients (and reports the loss times the replica count,
+            # as for its own losses): each replica contributes its share of the average. The
+            # trackers above hold each replica's true loss and average them over the replicas.
+            total = total / replicas
         return total
 
     def get_config(self):
@@ -177,8 +208,11 @@ def with_layer_learning_rates(optimizer_class, multiplier, variables):
     the learning rate: a true per-layer learning rate for SGD, Adam and the others alike
     (scaling those gradients instead would not be one: Adam's step does not depend on the
     gradient's scale)."""
-    # update_step receives the backend's variable (a tf.Variable under TensorFlow).
-    ids = frozenset(id(v) for v in variables) | frozenset(id(v.value) for v in variables)
+    # update_step receives the backend's variable (a tf.Variable under TensorFlow), under a
+    # distribution strategy each device's copy of it.
+    strategy = tf.distribute.get_strategy()
+    ids = frozenset(id(v) for v in variables) | frozenset(id(v.value) for v in variables) | \
+        frozenset(id(c) for v in variables for c in strategy.experimental_local_results(v.value))
 
     def update_step(self, gradient, variable, learning_rate):
         if id(variable) in ids:
@@ -189,7 +223,8 @@ def with_layer_learning_rates(optimizer_class, multiplier, variables):
                 {"update_step": update_step})
 
 
-def build_optimizer(config, learning_rate, momentum, total_steps=None, keras_model=None):
+def build_optimizer(config, learning_rate, momentum, total_steps=None, keras_model=None,
+                    num_replicas=None):
     """(optimizer, L2 weight decay for TrainingModel) from config.OPTIMIZER.
 
     The learning rate follows :func:`learning_rate_schedule` over ``total_steps`` (default:
@@ -197,14 +232,22 @@ def build_optimizer(config, learning_rate, momentum, total_steps=None, keras_mod
     (Matterport's clipnorm), or all together when GRADIENT_CLIP_GLOBAL (global norm, as
     detectron2 and torchvision recipes clip). AdamW decays the weights itself, so the L2 term
     is then 0. With BACKBONE_LR_MULTIPLIER != 1, the ResNet layers of ``keras_model`` learn at
-    that multiple of the learning rate (:func:`with_layer_learning_rates`).
+    that multiple of the learning rate (:func:`with_layer_learning_rates`). MIXED_PRECISION
+    "mixed_float16" wraps the optimizer in Keras' LossScaleOptimizer.
+
+    num_replicas (default: those of the current ``tf.distribute`` strategy): with several,
+    Keras clips each replica's share of the gradient before summing the shares, so the clip
+    norm is divided by their number: each replica's gradient is clipped to GRADIENT_CLIP_NORM,
+    then the replicas' gradients are averaged.
     """
     name = str(config.OPTIMIZER).lower()
     rate = learning_rate_schedule(config, learning_rate,
                                   total_steps or config.STEPS_PER_EPOCH)
+    replicas = num_replicas or tf.distribute.get_strategy().num_replicas_in_sync
+    clip = config.GRADIENT_CLIP_NORM
     kwargs = {"learning_rate": rate,
               "global_clipnorm" if config.GRADIENT_CLIP_GLOBAL else "clipnorm":
-              config.GRADIENT_CLIP_NORM}
+              clip / replicas if clip is not None else None}
     optimizer_class, l2 = {"sgd": (keras.optimizers.SGD, config.WEIGHT_DECAY),
                            "adam": (keras.optimizers.Adam, config.WEIGHT_DECAY),
                            "adamw": (keras.optimizers.AdamW, 0.0)}[name]
@@ -217,5 +260,10 @@ def build_optimizer(config, learning_rate, momentum, total_steps=None, keras_mod
                     if re.fullmatch(BACKBONE_LAYERS, layer.name) for v in layer.weights]
         optimizer_class = with_layer_learning_rates(optimizer_class,
                                                     config.BACKBONE_LR_MULTIPLIER, backbone)
-    return optimizer_class(**kwargs), l2
+    optimizer = optimizer_class(**kwargs)
+    if precision.needs_loss_scaling(config.MIXED_PRECISION):
+        # float16 gradients underflow: Keras scales the loss up and the gradients back down,
+        # adjusting the scale when they overflow (the step is then skipped).
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer, l2
 

@@ -20,6 +20,7 @@ if ROOT_DIR not in sys.path:
 from mrcnn import utils  # noqa: E402
 from mrcnn.config import Config, load_config_class  # noqa: E402
 from mrcnn.dataset import Dataset  # noqa: E402
+from mrcnn.precision import cpu_has_bfloat16, cpu_info  # noqa: E402
 
 SHAPES = ("square", "circle", "triangle")
 
@@ -146,9 +147,13 @@ class ScratchShapesConfig(ShapesConfig):
     Without pretrained weights BatchNorm must learn its statistics (TRAIN_BN=True) and Adam
     converges much faster than SGD. The heads and the pyramid are narrower than Matterport's:
     at 128x128 the heads are most of a step's cost. The task itself (128x128 images, 3
-    classes, 1-4 objects, 32 RoIs per image) is Matterport's.
+    classes, 1-4 objects, 32 RoIs per image) is Matterport's. On CPUs that compute bfloat16
+    natively (AMX or AVX512-BF16) the convolutions run in bfloat16 (MIXED_PRECISION): a step
+    takes about 0.6 of float32's time there, and bfloat16 needs a few more steps for the same
+    mAP (docs/BENCHMARKS.md), so the epochs are 120 steps instead of 100.
     """
     BACKBONE = "resnet50"
+    MIXED_PRECISION = "mixed_bfloat16" if cpu_has_bfloat16() else None
     TRAIN_BN = True
     OPTIMIZER = "adam"
     LEARNING_RATE = 0.001
@@ -160,7 +165,8 @@ class ScratchShapesConfig(ShapesConfig):
     POST_NMS_ROIS_TRAINING = 500
     POST_NMS_ROIS_INFERENCE = 500
     DETECTION_MIN_CONFIDENCE = 0.5
-    STEPS_PER_EPOCH = 60
+    # `make demo` trains 6 epochs, the last at a tenth of the learning rate.
+    STEPS_PER_EPOCH = 120 if MIXED_PRECISION else 100
     VALIDATION_STEPS = 2
 
 
@@ -265,10 +271,10 @@ def main(argv=None):
                              "'shapes': Matterport's ShapesConfig")
     parser.add_argument("--config", help="use this Config subclass instead of a preset, as "
                                          "'package.module:ClassName'")
-    parser.add_argument("--epochs", type=int, default=10,
+    parser.add_argument("--epochs", type=int, default=6,
                         help="train up to this epoch (cumulative, as in Matterport)")
     parser.add_argument("--steps", type=int, help="steps per epoch (default: the preset's)")
-    parser.add_argument("--lr-drop-epochs", type=int, default=2,
+    parser.add_argument("--lr-drop-epochs", type=int, default=1,
                         help="train the last N epochs at a tenth of the learning rate")
     parser.add_argument("--train-images", type=int, default=1000)
     parser.add_argument("--images", type=int, default=100,
@@ -306,11 +312,13 @@ def main(argv=None):
             model.load_weights(_weights_path(model, args.weights), by_name=True)
         start = time.time()
         drop_at = args.epochs - args.lr_drop_epochs
-        # One train() call (one graph trace) with the learning-rate drop as a callback.
-        schedule = keras.callbacks.LearningRateScheduler(
-            lambda epoch, lr: config.LEARNING_RATE / (10 if epoch >= drop_at else 1))
+        callbacks = []
+        if args.lr_drop_epochs and config.LR_SCHEDULE is None:
+            # One train() call (one graph trace) with the learning-rate drop as a callback.
+            callbacks.append(keras.callbacks.LearningRateScheduler(
+                lambda epoch, lr: config.LEARNING_RATE / (10 if epoch >= drop_at else 1)))
         model.train(train, val, config.LEARNING_RATE, args.epochs, "all",
-                    custom_callbacks=[schedule])
+                    custom_callbacks=callbacks)
         print("Trained to epoch {} in {:.0f} s; checkpoints in {}".format(
             model.epoch, time.time() - start, model.log_dir))
         return
@@ -380,7 +388,8 @@ def run_demo(args):
     import json
     import time
 
-    common = ["--logs", args.logs, "--preset", args.preset, "--seed", str(args.seed)]
+    common = ["--logs", args.logs, "--preset", args.preset, "--seed", str(args.seed)] + (
+        ["--config", args.config] if args.config else [])
     timings = {}
     start = time.time()
     main(["train", "--weights", args.weights, "--epochs", str(args.epochs),
@@ -402,9 +411,13 @@ def run_demo(args):
                "coco_box_AP50": round(evaluation["bbox"]["AP50"], 4),
                "picture": os.path.abspath(picture), "epochs": args.epochs,
                "preset": args.preset, **timings,
-               "total_s": round(sum(timings.values()), 1)}
+               "total_s": round(sum(timings.values()), 1), "cpus": os.cpu_count(),
+               **cpu_info()}
     print("\nDemo summary: " + json.dumps(summary))
     print("mAP@0.5 on {} held-out images: {:.3f}".format(args.images, m))
+    print("Total {:.0f} s ({:.1f} min) on {} CPUs: {} [{}]".format(
+        summary["total_s"], summary["total_s"] / 60, summary["cpus"],
+        summary["cpu_model"], " ".join(summary["cpu_flags"])))
     print("Detections picture: {}".format(summary["picture"]))
     return summary
 
