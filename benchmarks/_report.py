@@ -4,6 +4,7 @@ import json
 import os
 import platform
 import sys
+import time
 
 
 def machine():
@@ -13,6 +14,20 @@ def machine():
         sys.path.insert(0, root)
     from mrcnn.precision import cpu_info
     return {"cpus": os.cpu_count(), **cpu_info(), "python": platform.python_version()}
+
+
+def seconds(fn):
+    """Wall-clock seconds of one call of ``fn``."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run_times(fn, runs, warmup=1):
+    """Seconds of each of ``runs`` calls of ``fn``, after ``warmup`` untimed calls (tracing)."""
+    for _ in range(warmup):
+        fn()
+    return [seconds(fn) for _ in range(runs)]
 
 
 def emit(results, out=None):

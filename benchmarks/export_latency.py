@@ -29,17 +29,12 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
-from _report import emit, machine  # noqa: E402
+from _report import emit, machine, run_times  # noqa: E402
 
 
 def timed(fn, runs):
     """(median seconds, all runs) after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
+    times = run_times(fn, runs)
     return round(float(np.median(times)), 3), [round(t, 3) for t in times]
 
 

@@ -25,11 +25,10 @@ import os
 import resource
 import subprocess
 import sys
-import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
-from _report import emit, machine  # noqa: E402
+from _report import emit, machine, run_times, seconds  # noqa: E402
 
 
 def child(kind, runs):
@@ -66,14 +65,8 @@ def child(kind, runs):
 
         def run():
             detections.append(len(model.detect([image])[0]["class_ids"]))
-    start = time.perf_counter()
-    run()                       # first call: graph tracing
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
+    first = seconds(run)        # first call: graph tracing
+    times = run_times(run, runs, warmup=0)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"model": kind, "first_call_s": round(first, 2),
                       "seconds_per_image": round(float(np.median(times)), 3),
@@ -128,13 +121,8 @@ def postprocess_child(case, runs):
             detections, masks, np.asarray(original[:2], np.int32),
             np.asarray(molded[:2], np.int32), np.asarray(window, np.int32), threshold)]
 
-    def seconds(fn):
-        start = time.perf_counter()
-        fn()
-        return time.perf_counter() - start
-
     def median_s(fn, count):
-        return float(np.median([seconds(fn) for _ in range(count)]))
+        return float(np.median(run_times(fn, count, warmup=0)))
 
     # Agreement on each image, and the first (tracing) calls out of the way.
     ious, same_pixels, pixels, same_results = [], 0, 0, True

@@ -29,7 +29,6 @@ import ast
 import contextlib
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -39,7 +38,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from _report import emit, machine  # noqa: E402
+from _report import emit, machine, run_times  # noqa: E402
 from mrcnn import data  # noqa: E402
 from mrcnn import model as modellib  # noqa: E402
 from mrcnn.layers import BatchNorm  # noqa: E402
@@ -60,14 +59,8 @@ STAGES = [
 
 
 def median_time(fn, steps):
-    fn()                                     # trace and warm up
-    fn()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    """Median seconds of ``steps`` calls after two untimed ones (tracing, warm-up)."""
+    return float(np.median(run_times(fn, steps, warmup=2)))
 
 
 def layer_outputs(keras_model, names):

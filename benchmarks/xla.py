@@ -13,7 +13,6 @@ import argparse
 import os
 import re
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -23,7 +22,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from _report import emit, machine  # noqa: E402
+from _report import emit, machine, seconds  # noqa: E402
 from mrcnn import data, precision  # noqa: E402
 from mrcnn import model as modellib  # noqa: E402
 from mrcnn.backbone import resnet_graph  # noqa: E402
@@ -79,9 +78,7 @@ def main():
     times = {key: [] for key in variants}
     for _ in range(args.steps):            # alternate, so that machine noise hits all alike
         for key, fn in variants.items():
-            start = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - start)
+            times[key].append(seconds(fn))
     backbone = {"{} {}".format(policy, "xla" if jit else "no_xla"):
                 round(float(np.median(t)), 4) for (policy, jit), t in times.items()}
     emit({"machine": machine(), "whole_training_step_compiles": ok, "reason": reason,

@@ -21,8 +21,7 @@ from mrcnn.config import MIXED_PRECISION_POLICIES as POLICIES
 def check_policy(policy):
     """Raise ValueError unless ``policy`` is one of POLICIES."""
     if policy not in POLICIES:
-        raise ValueError("MIXED_PRECISION must be None, 'mixed_float16' or 'mixed_bfloat16', "
-                         "got {!r}".format(policy))
+        raise ValueError("MIXED_PRECISION must be one of {}, got {!r}".format(POLICIES, policy))
 
 
 @contextlib.contextmanager
