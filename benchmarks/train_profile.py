@@ -17,8 +17,11 @@ pass (2 x multiply-adds); a training step is taken as 3x the forward FLOPs (the 
 computes a gradient for the inputs and one for the weights). The achieved rate is compared with
 a float32 matmul's on the same machine in the same run.
 
-Variants, each profiled in the same run: float32 with Keras' BatchNormalization (the step
-before issue 11), float32 with mrcnn's fused BatchNorm, and mixed bfloat16.
+Variants, each profiled in the same run: float32 with Keras' BatchNormalization, Keras'
+optimizer updates and the optimizer built inside the first trace (the step before issue 11);
+float32 and mixed bfloat16 with mrcnn's fused BatchNorm, each with Keras' optimizer updates
+and with mrcnn's fused ones (mrcnn/optimizers.py).
+``first_step_s`` is the first ``train_on_batch``: tracing and graph optimization included.
 
     python benchmarks/train_profile.py [--steps 8] [--preset scratch] [--variants ...]
         [--set ATTR=VALUE ...] [--out results.json]
@@ -39,9 +42,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from _report import emit, machine, run_times  # noqa: E402
+from _report import seconds as call_seconds  # noqa: E402
 from mrcnn import data  # noqa: E402
 from mrcnn import model as modellib  # noqa: E402
+from mrcnn import optimizers  # noqa: E402
 from mrcnn.layers import BatchNorm  # noqa: E402
+from mrcnn.training import TrainingModel  # noqa: E402
 from samples.shapes.shapes import PRESETS, make_datasets  # noqa: E402
 
 # Stage name -> the layers whose outputs end it (each prefix includes every earlier stage).
@@ -125,11 +131,52 @@ def matmul_rate(dtype=tf.float32, size=2048, steps=10):
 
 
 VARIANTS = {
-    # Before issue 11: Keras 3's own BatchNormalization (separate moment and normalize ops).
-    "float32_keras_batchnorm": {"MIXED_PRECISION": None, "keras_batchnorm": True},
+    # Before issue 11: Keras 3's own BatchNormalization (separate moment and normalize ops)
+    # and optimizer updates.
+    "float32_keras_batchnorm": {"MIXED_PRECISION": None, "keras_batchnorm": True,
+                                "keras_optimizer": True, "keras_deferred_build": True},
+    # mrcnn's fused BatchNorm, Keras' optimizer update and per-tensor clip.
+    "float32_keras_optimizer": {"MIXED_PRECISION": None, "keras_optimizer": True},
     "float32": {"MIXED_PRECISION": None},
+    "mixed_bfloat16_keras_optimizer": {"MIXED_PRECISION": "mixed_bfloat16",
+                                       "keras_optimizer": True},
     "mixed_bfloat16": {"MIXED_PRECISION": "mixed_bfloat16"},
 }
+
+
+@contextlib.contextmanager
+def keras_deferred_build(enabled):
+    """While active, the optimizer's variables are created inside the first trace of the
+    training step, as Keras does without a strategy (tf.function then traces it twice)."""
+    if not enabled:
+        yield
+        return
+    built = TrainingModel._maybe_symbolic_build
+    TrainingModel._maybe_symbolic_build = keras.Model._maybe_symbolic_build
+    try:
+        yield
+    finally:
+        TrainingModel._maybe_symbolic_build = built
+
+
+@contextlib.contextmanager
+def keras_optimizer(enabled):
+    """While active, mrcnn's optimizers update and clip as Keras' own (separate ops)."""
+    if not enabled:
+        yield
+        return
+    saved = [(cls, cls.__dict__["update_step"]) for cls in
+             (optimizers.FusedSGD, optimizers.FusedAdam, optimizers.FusedAdamW)]
+    clip = optimizers._TwoPassClip._clip_by_norm
+    for cls, _ in saved:
+        cls.update_step = cls.__mro__[2].update_step      # the Keras class after the mixin
+    optimizers._TwoPassClip._clip_by_norm = keras.optimizers.Optimizer._clip_by_norm
+    try:
+        yield
+    finally:
+        for cls, update_step in saved:
+            cls.update_step = update_step
+        optimizers._TwoPassClip._clip_by_norm = clip
 
 
 @contextlib.contextmanager
@@ -181,6 +228,8 @@ def profile(config, steps):
         return loss, tape.gradient(loss, variables)
 
     fwd_bwd_s = median_time(lambda: forward_backward(batch)[0].numpy(), steps)
+    # The first call traces and optimizes the training graph (fit's first step pays it too).
+    first_step_s = call_seconds(lambda: km.train_on_batch(batch))
     step_s = median_time(lambda: km.train_on_batch(batch), steps)
     stages["backward"] = round(fwd_bwd_s - forward_s, 4)
     stages["optimizer_and_keras_step"] = round(step_s - fwd_bwd_s, 4)
@@ -190,7 +239,8 @@ def profile(config, steps):
     rate = MATMUL_RATES["bfloat16" if config.MIXED_PRECISION == "mixed_bfloat16" else "float32"]
     return {
         "batch_size": config.BATCH_SIZE, "image_shape": [int(v) for v in config.IMAGE_SHAPE],
-        "seconds_per_step": round(step_s, 4), "forward_s": round(forward_s, 4),
+        "seconds_per_step": round(step_s, 4), "first_step_s": round(first_step_s, 2),
+        "forward_s": round(forward_s, 4),
         "forward_backward_s": round(fwd_bwd_s, 4), "input_pipeline_s_per_batch":
         round(input_s, 4), "stages_s": stages,
         "stage_share_of_step": {k: round(v / step_s, 3) for k, v in stages.items()},
@@ -219,8 +269,11 @@ def main():
     for name in args.variants:
         attrs = dict(VARIANTS[name])
         unfused = attrs.pop("keras_batchnorm", False)
+        keras_update = attrs.pop("keras_optimizer", False)
+        deferred = attrs.pop("keras_deferred_build", False)
         config = type("Profile", (PRESETS[args.preset],), dict(attrs, SEED=0, **overrides))()
-        with keras_batchnorm(unfused):
+        with keras_batchnorm(unfused), keras_optimizer(keras_update), \
+                keras_deferred_build(deferred):
             results["variants"][name] = profile(config, args.steps)
     emit(results, args.out)
 

@@ -57,6 +57,10 @@ class Config:
     MASK_HEAD_CHANNELS (256)
         Width of the mask head's convolutions; 256 matches Matterport's weights. Narrower heads
         train faster on a CPU when no pretrained weights are used.
+    RPN_CONV_CHANNELS (512)
+        Width of the RPN's shared 3x3 convolution (Matterport's 512, which its weights need).
+        detectron2 and torchvision use the FPN's width (TOP_DOWN_PYRAMID_SIZE); on small
+        images the 512-wide convolution over P2..P6 is a fifth of a step's FLOPs.
     TENSORBOARD_IMAGES (True)
         At each epoch end, ``train()`` detects on the first validation images with the current
         weights and writes pictures of ground truth vs detections to TensorBoard (run
@@ -244,6 +248,7 @@ class Config:
     SEED = None
     OPTIMIZER = "SGD"
     MASK_HEAD_CHANNELS = 256
+    RPN_CONV_CHANNELS = 512
     TENSORBOARD_IMAGES = True
     TENSORBOARD_IMAGE_COUNT = 4
     CLASS_COLLAPSE_WARNING = True
@@ -303,7 +308,7 @@ class Config:
                      "TRAIN_ROIS_PER_IMAGE", "POOL_SIZE", "MASK_POOL_SIZE", "MAX_GT_INSTANCES",
                      "DETECTION_MAX_INSTANCES", "RPN_ANCHOR_STRIDE", "TOP_DOWN_PYRAMID_SIZE",
                      "FPN_CLASSIF_FC_LAYERS_SIZE", "MASK_HEAD_CHANNELS",
-                     "TENSORBOARD_IMAGE_COUNT"):
+                     "RPN_CONV_CHANNELS", "TENSORBOARD_IMAGE_COUNT"):
             positive_int(name)
         if not isinstance(self.VALIDATION_STEPS, numbers.Integral) or self.VALIDATION_STEPS < 0:
             fail("VALIDATION_STEPS must be a non-negative integer, got {!r}".format(

@@ -108,7 +108,8 @@ def build_features(input_image, config):
 def build_rpn(feature_maps, anchors, config, training):
     """One shared RPN head over every level, then proposals. Returns a dict of tensors."""
     rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS),
-                          config.TOP_DOWN_PYRAMID_SIZE, compute_dtype=config.MIXED_PRECISION)
+                          config.TOP_DOWN_PYRAMID_SIZE, compute_dtype=config.MIXED_PRECISION,
+                          channels=config.RPN_CONV_CHANNELS)
     level_outputs = [rpn([p]) for p in feature_maps]
     out = {name: KL.Concatenate(axis=1, name=name)([o[i] for o in level_outputs])
            for i, name in enumerate(["rpn_class_logits", "rpn_class", "rpn_bbox"])}

@@ -7,11 +7,13 @@ from keras import layers
 from mrcnn import box_ops, utils
 
 
-def build_rpn_model(anchor_stride, anchors_per_location, depth, compute_dtype=None):
+def build_rpn_model(anchor_stride, anchors_per_location, depth, compute_dtype=None,
+                    channels=512):
     """The RPN head as a nested model ``rpn_model`` shared by every pyramid level.
 
     compute_dtype: a mixed dtype policy for the shared 3x3 convolution (Config.MIXED_PRECISION);
-    the class and box outputs are float32 whatever it is.
+    the class and box outputs are float32 whatever it is. channels: width of the shared 3x3
+    convolution (Config.RPN_CONV_CHANNELS; Matterport's 512).
     Input: a feature map [batch, height, width, depth].
     Outputs:
         rpn_class_logits: [batch, H * W * anchors_per_location, 2] (BG/FG logits)
@@ -19,8 +21,9 @@ def build_rpn_model(anchor_stride, anchors_per_location, depth, compute_dtype=No
         rpn_bbox: [batch, H * W * anchors_per_location, (dy, dx, log(dh), log(dw))]
     """
     feature_map = keras.Input(shape=[None, None, depth], name="input_rpn_feature_map")
-    shared = layers.Conv2D(512, (3, 3), padding="same", activation="relu", strides=anchor_stride,
-                           name="rpn_conv_shared", dtype=compute_dtype)(feature_map)
+    shared = layers.Conv2D(channels, (3, 3), padding="same", activation="relu",
+                           strides=anchor_stride, name="rpn_conv_shared",
+                           dtype=compute_dtype)(feature_map)
     x = layers.Conv2D(2 * anchors_per_location, (1, 1), padding="valid", activation="linear",
                       name="rpn_class_raw")(shared)
     rpn_class_logits = layers.Reshape((-1, 2), name="rpn_class_logits_flat")(x)

@@ -5,9 +5,10 @@ import numbers
 import re
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from mrcnn import distribute, precision
+from mrcnn import distribute, optimizers, precision
 from mrcnn.config import LOSS_NAMES
 from mrcnn.layers import BatchNorm, config_train_bn
 from mrcnn.weights import weight_owners
@@ -42,17 +43,16 @@ class TrainingModel(keras.Model):
         self.weight_decay = float(weight_decay)
         for name in LOSS_NAMES:
             setattr(self, name + "_tracker", keras.metrics.Mean(name=name))
-        self._distributed = tf.distribute.has_strategy()
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras' hook run by fit() and evaluate() before their first step. Under a strategy,
         # Keras' version averages a whole input batch over the replicas to build the model
         # from it symbolically, which fails on the bool GT masks and, with several workers, on
-        # any dict of inputs. This graph is built when it is created and compile() gives no
-        # loss or metric to build: what is left is the optimizer, whose variables must be
-        # created in the strategy's scope. Without a strategy Keras' version does nothing.
-        if not self._distributed:
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        # any dict of inputs; without one it does nothing, and the optimizer's variables are
+        # then created inside the first trace of the train step, which makes tf.function trace
+        # the whole step twice (about 18 s of the demo's first step). This graph is built when
+        # it is created and compile() gives no loss or metric to build: what is left is the
+        # optimizer, built here, in the strategy's scope, before the step is traced.
         if self.optimizer is not None and not self.optimizer.built:
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.trainable_variables)
@@ -75,8 +75,9 @@ class TrainingModel(keras.Model):
             total += self.loss_weights.get(name, 1.0) * value
         if self.weight_decay:
             # Matterport's form: L2 per tensor divided by its size; not on BN gamma/beta.
-            reg = [self.weight_decay * tf.reduce_sum(tf.square(w)) / tf.cast(tf.size(w),
-                                                                            tf.float32)
+            # L2Loss (sum(w^2) / 2) is one op forward and one multiply backward, where a
+            # square and a sum are two of each, over ~27 M weights every step.
+            reg = [self.weight_decay * 2.0 * tf.nn.l2_loss(w) / float(np.prod(w.shape))
                    for w in self.trainable_weights
                    if not w.path.endswith(("gamma", "beta"))]
             if reg:
@@ -248,9 +249,9 @@ def build_optimizer(config, learning_rate, momentum, total_steps=None, keras_mod
     kwargs = {"learning_rate": rate,
               "global_clipnorm" if config.GRADIENT_CLIP_GLOBAL else "clipnorm":
               clip / replicas if clip is not None else None}
-    optimizer_class, l2 = {"sgd": (keras.optimizers.SGD, config.WEIGHT_DECAY),
-                           "adam": (keras.optimizers.Adam, config.WEIGHT_DECAY),
-                           "adamw": (keras.optimizers.AdamW, 0.0)}[name]
+    optimizer_class, l2 = {"sgd": (optimizers.FusedSGD, config.WEIGHT_DECAY),
+                           "adam": (optimizers.FusedAdam, config.WEIGHT_DECAY),
+                           "adamw": (optimizers.FusedAdamW, 0.0)}[name]
     if name == "sgd":
         kwargs["momentum"] = momentum
     elif name == "adamw":

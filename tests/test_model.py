@@ -69,6 +69,17 @@ def test_training_steps_lower_the_loss(config, shapes):
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
 
 
+def test_fit_traces_the_training_step_once(config, shapes):
+    """The optimizer is built before the step is traced: Keras would otherwise create its
+    variables inside the first trace, and tf.function would trace the whole step again."""
+    model = modellib.MaskRCNN("training", config, "/tmp/unused")
+    traced = []
+    train_step = model.keras_model.train_step
+    model.keras_model.train_step = lambda data: traced.append(1) or train_step(data)
+    model.train(shapes, None, learning_rate=0.01, epochs=2, layers="all", verbose=0)
+    assert model.keras_model.optimizer.built and len(traced) == 1
+
+
 class EmptyShapes(ShapesDataset):
     def load_mask(self, image_id):
         return Dataset.load_mask(self, image_id)

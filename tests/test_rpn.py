@@ -16,6 +16,21 @@ def test_rpn_model_layers_and_shapes():
     np.testing.assert_allclose(np.sum(probs, axis=-1), 1.0, rtol=1e-5)
 
 
+def test_rpn_conv_channels_sets_the_shared_convolution_width():
+    from mrcnn import model as modellib
+    from tiny import TinyConfig
+
+    narrow = build_rpn_model(anchor_stride=1, anchors_per_location=3, depth=8, channels=16)
+    assert narrow.get_layer("rpn_conv_shared").kernel.shape == (3, 3, 8, 16)
+    assert narrow.get_layer("rpn_class_raw").kernel.shape == (1, 1, 16, 6)
+
+    class Narrow(TinyConfig):
+        RPN_CONV_CHANNELS = 24
+    model = modellib.MaskRCNN("inference", Narrow(), "/nonexistent")
+    shared = model.keras_model.get_layer("rpn_model").get_layer("rpn_conv_shared")
+    assert shared.kernel.shape[-1] == 24
+
+
 def test_proposals_sorted_clipped_and_nms():
     anchors = np.array([[0.1, 0.1, 0.3, 0.3],
                         [0.11, 0.11, 0.31, 0.31],    # IoU ~0.83 with anchor 0

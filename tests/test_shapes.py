@@ -1,5 +1,7 @@
 import numpy as np
+import pytest
 
+from samples.shapes import shapes
 from samples.shapes.shapes import ShapesConfig, ShapesDataset, make_datasets
 
 
@@ -41,3 +43,22 @@ def test_shapes_config_and_make_datasets():
     train, val = make_datasets(config, train_count=6, val_count=3, seed=0)
     assert train.num_images == 6 and val.num_images == 3
     assert not np.array_equal(train.load_image(0), val.load_image(0))
+
+
+def test_shapes_demo_trains_evaluates_and_draws(tmp_path):
+    """`make demo`'s command, tiny: train, then one inference model for the evaluation and the
+    picture; the per-epoch pictures of the training callbacks are off in the demo."""
+    logs, out = tmp_path / "logs", tmp_path / "demo.png"
+    summary = shapes.main(["demo", "--preset", "tiny", "--epochs", "2", "--steps", "2",
+                           "--train-images", "16", "--images", "3", "--logs", str(logs),
+                           "--out", str(out)])
+    assert summary["picture"] == str(out) and out.stat().st_size > 10_000
+    assert 0.0 <= summary["mAP@0.5"] <= 1.0 and summary["held_out_images"] == 3
+    assert summary["total_s"] == pytest.approx(
+        summary["train_s"] + summary["evaluate_s"] + summary["detect_s"], abs=0.2)
+    assert summary["cpus"] >= 1 and "cpu_model" in summary
+    (run_dir,) = [p for p in logs.iterdir() if p.is_dir()]
+    assert sorted(p.name for p in run_dir.glob("*.h5")) == [
+        "mask_rcnn_tiny_0001.h5", "mask_rcnn_tiny_0002.h5"]
+    assert shapes.TinyShapesConfig.TENSORBOARD_IMAGES        # on in the preset...
+    assert not (run_dir / "images").exists()                  # ...off in the demo

@@ -146,11 +146,10 @@ class ScratchShapesConfig(ShapesConfig):
 
     Without pretrained weights BatchNorm must learn its statistics (TRAIN_BN=True) and Adam
     converges much faster than SGD. The heads and the pyramid are narrower than Matterport's:
-    at 128x128 the heads are most of a step's cost. The task itself (128x128 images, 3
+    at 128x128 they are a large part of a step's cost. The task itself (128x128 images, 3
     classes, 1-4 objects, 32 RoIs per image) is Matterport's. On CPUs that compute bfloat16
     natively (AMX or AVX512-BF16) the convolutions run in bfloat16 (MIXED_PRECISION): a step
-    takes about 0.6 of float32's time there, and bfloat16 needs a few more steps for the same
-    mAP (docs/BENCHMARKS.md), so the epochs are 120 steps instead of 100.
+    takes about 0.6 of float32's time there (docs/BENCHMARKS.md).
     """
     BACKBONE = "resnet50"
     MIXED_PRECISION = "mixed_bfloat16" if cpu_has_bfloat16() else None
@@ -165,8 +164,8 @@ class ScratchShapesConfig(ShapesConfig):
     POST_NMS_ROIS_TRAINING = 500
     POST_NMS_ROIS_INFERENCE = 500
     DETECTION_MIN_CONFIDENCE = 0.5
-    # `make demo` trains 6 epochs, the last at a tenth of the learning rate.
-    STEPS_PER_EPOCH = 120 if MIXED_PRECISION else 100
+    # `make demo` trains 5 epochs (500 steps), the last at a tenth of the learning rate.
+    STEPS_PER_EPOCH = 100
     VALIDATION_STEPS = 2
 
 
@@ -271,11 +270,15 @@ def main(argv=None):
                              "'shapes': Matterport's ShapesConfig")
     parser.add_argument("--config", help="use this Config subclass instead of a preset, as "
                                          "'package.module:ClassName'")
-    parser.add_argument("--epochs", type=int, default=6,
+    parser.add_argument("--epochs", type=int, default=5,
                         help="train up to this epoch (cumulative, as in Matterport)")
     parser.add_argument("--steps", type=int, help="steps per epoch (default: the preset's)")
     parser.add_argument("--lr-drop-epochs", type=int, default=1,
                         help="train the last N epochs at a tenth of the learning rate")
+    parser.add_argument("--no-epoch-pictures", action="store_true",
+                        help="train: skip the detections on validation images at each epoch "
+                             "end (TensorBoard pictures and the class-collapse check); the "
+                             "demo does, its epochs are short")
     parser.add_argument("--train-images", type=int, default=1000)
     parser.add_argument("--images", type=int, default=100,
                         help="held-out images for evaluate, pictures for detect")
@@ -291,17 +294,8 @@ def main(argv=None):
     import keras
 
     from mrcnn import model as modellib
-    from mrcnn import visualize
 
-    base = PRESETS[args.preset]
-    if args.config:
-        base = load_config_class(args.config)
-    attrs = {"SEED": args.seed}
-    if args.steps:
-        attrs["STEPS_PER_EPOCH"] = args.steps
-    base = type(base.__name__, (base,), attrs)
-    size = base.IMAGE_MAX_DIM
-
+    base = config_class(args)
     if args.command == "train":
         config = base()
         config.display()
@@ -323,6 +317,28 @@ def main(argv=None):
             model.epoch, time.time() - start, model.log_dir))
         return
 
+    model, held_out = load_inference_model(base, args)
+    if args.command == "evaluate":
+        return evaluate_command(model, held_out, args)
+    return detect_command(model, held_out, args)
+
+
+def config_class(args):
+    """The preset (or ``--config``) class with the command line's seed and steps per epoch."""
+    base = PRESETS[args.preset]
+    if args.config:
+        base = load_config_class(args.config)
+    attrs = {"SEED": args.seed}
+    if args.no_epoch_pictures:
+        attrs.update(TENSORBOARD_IMAGES=False, CLASS_COLLAPSE_WARNING=False)
+    if args.steps:
+        attrs["STEPS_PER_EPOCH"] = args.steps
+    return type(base.__name__, (base,), attrs)
+
+
+def load_inference_model(base, args):
+    """(inference MaskRCNN with ``args.weights`` loaded, held-out ShapesDataset)."""
+    from mrcnn import model as modellib
     config = inference_config(base, batch_size=10)
     model = modellib.MaskRCNN("inference", config, args.logs)
     if args.weights == "none":
@@ -332,38 +348,50 @@ def main(argv=None):
         print("Loading weights", path)
         model.load_weights(path, by_name=True)
     # Held-out images: a seed far from the training and validation seeds.
+    size = base.IMAGE_MAX_DIM
     held_out = ShapesDataset()
     held_out.load_shapes(args.images, size, size, seed=args.seed + 7_777_777)
     held_out.prepare()
+    return model, held_out
 
-    if args.command == "evaluate":
-        from mrcnn import evaluate
-        start = time.time()
-        image_ids, results = evaluate.detect_dataset(model, held_out)
-        seconds = time.time() - start
-        summary = evaluate.evaluate_results(held_out, image_ids, results, verbose=False,
-                                            results_path=args.results)
-        m = matterport_map(held_out, image_ids, results)
-        print("\nEvaluation on {} held-out images ({:.1f} s of detection):".format(
-            args.images, seconds))
-        print("  {:8} {:>6} {:>6} {:>6}".format("", "AP", "AP50", "AP75"))
-        for iou_type in ("segm", "bbox"):
-            stats = summary[iou_type]
-            print("  {:8} {:6.3f} {:6.3f} {:6.3f}".format(
-                "mask" if iou_type == "segm" else "box", stats["AP"], stats["AP50"],
-                stats["AP75"]))
-        print("  per-class mask AP: " + ", ".join(
-            "{} {:.3f}".format(k, v) for k, v in summary["per_class"].items()))
-        if summary["warning"]:
-            print("  WARNING: " + summary["warning"])
-        print("mAP@0.5 (Matterport) on {} held-out images: {:.3f}".format(args.images, m))
-        summary["mAP@0.5"] = m
-        return summary
 
+def evaluate_command(model, held_out, args):
+    """COCO metrics and Matterport's mAP@0.5 of ``model`` on ``held_out``; returns the summary."""
+    import time
+
+    from mrcnn import evaluate
+    start = time.time()
+    image_ids, results = evaluate.detect_dataset(model, held_out)
+    seconds = time.time() - start
+    summary = evaluate.evaluate_results(held_out, image_ids, results, verbose=False,
+                                        results_path=args.results)
+    m = matterport_map(held_out, image_ids, results)
+    print("\nEvaluation on {} held-out images ({:.1f} s of detection):".format(
+        len(held_out.image_ids), seconds))
+    print("  {:8} {:>6} {:>6} {:>6}".format("", "AP", "AP50", "AP75"))
+    for iou_type in ("segm", "bbox"):
+        stats = summary[iou_type]
+        print("  {:8} {:6.3f} {:6.3f} {:6.3f}".format(
+            "mask" if iou_type == "segm" else "box", stats["AP"], stats["AP50"],
+            stats["AP75"]))
+    print("  per-class mask AP: " + ", ".join(
+        "{} {:.3f}".format(k, v) for k, v in summary["per_class"].items()))
+    if summary["warning"]:
+        print("  WARNING: " + summary["warning"])
+    print("mAP@0.5 (Matterport) on {} held-out images: {:.3f}".format(
+        len(held_out.image_ids), m))
+    summary["mAP@0.5"] = m
+    return summary
+
+
+def detect_command(model, held_out, args):
+    """Draw ``model``'s detections on the first (up to 4) held-out images to ``args.out``."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    count = min(args.images, 4) if args.images else 4
+
+    from mrcnn import visualize
+    count = min(len(held_out.image_ids), 4) or 4
     images = [held_out.load_image(i) for i in range(count)]
     results = model.detect(images)
     fig, axes = plt.subplots(1, count, figsize=(4 * count, 4.4))
@@ -382,9 +410,11 @@ def main(argv=None):
 def run_demo(args):
     """Train from random initialization, evaluate on held-out images, draw detections.
 
-    Each stage runs through :func:`main` with the same arguments; returns a dict of the mAP,
-    the picture's path and the wall-clock seconds of each stage.
+    Training runs through :func:`main`; the evaluation and the picture share one inference
+    model loaded from the last checkpoint. Returns a dict of the mAP, the picture's path and
+    the wall-clock seconds of each stage.
     """
+    import argparse
     import json
     import time
 
@@ -394,15 +424,19 @@ def run_demo(args):
     start = time.time()
     main(["train", "--weights", args.weights, "--epochs", str(args.epochs),
           "--lr-drop-epochs", str(args.lr_drop_epochs), "--train-images",
-          str(args.train_images)] + (["--steps", str(args.steps)] if args.steps else [])
+          str(args.train_images), "--no-epoch-pictures"]
+         + (["--steps", str(args.steps)] if args.steps else [])
          + common)
     timings["train_s"] = round(time.time() - start, 1)
     start = time.time()
-    evaluation = main(["evaluate", "--weights", "last", "--images", str(args.images)] + common)
+    # One inference model, with the last checkpoint, for the evaluation and the picture.
+    args = argparse.Namespace(**{**vars(args), "weights": "last", "results": None})
+    model, held_out = load_inference_model(config_class(args), args)
+    evaluation = evaluate_command(model, held_out, args)
     m = evaluation["mAP@0.5"]
     timings["evaluate_s"] = round(time.time() - start, 1)
     start = time.time()
-    picture = main(["detect", "--weights", "last", "--out", args.out] + common)
+    picture = detect_command(model, held_out, args)
     timings["detect_s"] = round(time.time() - start, 1)
     summary = {"mAP@0.5": round(m, 4), "held_out_images": args.images,
                "coco_mask_AP": round(evaluation["segm"]["AP"], 4),

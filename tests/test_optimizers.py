@@ -1,0 +1,80 @@
+"""mrcnn.optimizers: the fused updates give Keras' weights and slots, step after step."""
+import numpy as np
+import pytest
+
+CASES = {
+    "sgd_momentum": ("FusedSGD", "SGD", {"momentum": 0.9}),
+    "sgd_nesterov": ("FusedSGD", "SGD", {"momentum": 0.9, "nesterov": True}),
+    "sgd_plain": ("FusedSGD", "SGD", {"momentum": 0.0}),
+    "adam": ("FusedAdam", "Adam", {}),
+    "adam_amsgrad": ("FusedAdam", "Adam", {"amsgrad": True}),
+    "adamw": ("FusedAdamW", "AdamW", {"weight_decay": 0.01}),
+}
+
+
+def _run(optimizer, shapes, steps, seed=0):
+    """Apply ``steps`` random gradients to variables of ``shapes``; return their values and
+    the optimizer's slot variables."""
+    import keras
+    rng = np.random.default_rng(seed)
+    variables = [keras.Variable(rng.normal(size=s).astype(np.float32), name="v{}".format(i))
+                 for i, s in enumerate(shapes)]
+    for _ in range(steps):
+        grads = [rng.normal(scale=3.0, size=s).astype(np.float32) for s in shapes]
+        optimizer.apply_gradients(zip(grads, variables))
+    slots = [v.numpy() for v in optimizer.variables if len(v.shape)]
+    return [v.numpy() for v in variables], slots
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_fused_update_equals_keras(case):
+    import keras
+
+    from mrcnn import optimizers
+    fused_name, keras_name, kwargs = CASES[case]
+    # A decaying schedule and a per-tensor clip: the parts Keras keeps doing.
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.05, 3, 0.5)
+    shapes = [(3, 3, 4, 5), (5,), (7, 2)]
+    common = dict(learning_rate=schedule, clipnorm=4.0, **kwargs)
+    fused_values, fused_slots = _run(getattr(optimizers, fused_name)(**common), shapes, 6)
+    keras_values, keras_slots = _run(getattr(keras.optimizers, keras_name)(**common), shapes, 6)
+    moved = max(np.abs(v - s).max() for v, s in zip(fused_values, _run(
+        getattr(keras.optimizers, keras_name)(**common), shapes, 0)[0]))
+    assert moved > 0.05                      # the steps changed the weights
+    assert len(fused_slots) == len(keras_slots) > 0 or case == "sgd_plain"
+    for a, b in zip(fused_values + fused_slots, keras_values + keras_slots):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+def test_fused_optimizer_trains_a_keras_model_like_keras():
+    """In compile()/fit(), inside the traced train step, the update is the same."""
+    import keras
+
+    from mrcnn import optimizers
+
+    def fit(optimizer):
+        keras.utils.set_random_seed(1)
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
+                                  keras.layers.Dense(1)])
+        model.compile(optimizer=optimizer, loss="mse")
+        rng = np.random.default_rng(2)
+        model.fit(rng.random((32, 6), np.float32), rng.random((32, 1), np.float32),
+                  batch_size=8, epochs=2, verbose=0, shuffle=False)
+        return [w.numpy() for w in model.weights]
+
+    for fused, reference in ((optimizers.FusedAdam(0.01), keras.optimizers.Adam(0.01)),
+                             (optimizers.FusedSGD(0.05, momentum=0.9),
+                              keras.optimizers.SGD(0.05, momentum=0.9))):
+        for a, b in zip(fit(fused), fit(reference)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_build_optimizer_uses_the_fused_classes():
+    from mrcnn import optimizers, training
+    from mrcnn.config import Config
+
+    for name, cls in (("sgd", optimizers.FusedSGD), ("adam", optimizers.FusedAdam),
+                      ("adamw", optimizers.FusedAdamW)):
+        config = type("C", (Config,), {"OPTIMIZER": name, "NUM_CLASSES": 2})()
+        optimizer, _ = training.build_optimizer(config, 0.01, 0.9)
+        assert type(optimizer) is cls, name
