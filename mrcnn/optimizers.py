@@ -32,12 +32,13 @@ class _TwoPassClip:
     """
 
     def _clip_by_norm(self, values, axes=None):
-        if axes is not None:
+        if axes is not None or not _dense(values):
             return super()._clip_by_norm(values, axes)
         norm = tf.sqrt(2.0 * tf.nn.l2_loss(values))
         return values * (self.clipnorm / tf.maximum(norm, self.clipnorm))
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 class FusedSGD(_TwoPassClip, keras.optimizers.SGD):
     """``keras.optimizers.SGD`` (momentum, Nesterov) with one kernel per variable update.
 
@@ -73,6 +74,7 @@ def _adam_update(optimizer, gradient, variable, learning_rate):
         grad=tf.cast(gradient, dtype), use_locking=False, use_nesterov=False)
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 class FusedAdam(_TwoPassClip, keras.optimizers.Adam):
     """``keras.optimizers.Adam`` with one kernel per variable update."""
 
@@ -82,6 +84,7 @@ class FusedAdam(_TwoPassClip, keras.optimizers.Adam):
         _adam_update(self, gradient, variable, learning_rate)
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 class FusedAdamW(_TwoPassClip, keras.optimizers.AdamW):
     """``keras.optimizers.AdamW``: Keras' decoupled weight decay, then the fused Adam step."""
 

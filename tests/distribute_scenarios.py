@@ -129,13 +129,16 @@ def layer_rates(out_path):
     import keras
     import tensorflow as tf
 
+    from mrcnn import optimizers
     from mrcnn.training import with_layer_learning_rates
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
         inputs = keras.Input([4])
         outputs = keras.layers.Dense(1, name="last")(keras.layers.Dense(4, name="first")(inputs))
         model = keras.Model(inputs, outputs)
-        optimizer_class = with_layer_learning_rates(keras.optimizers.SGD, 0.0,
+        # mrcnn's fused Adam: its update kernel runs on each device's copy of the variables
+        # and of Adam's slots.
+        optimizer_class = with_layer_learning_rates(optimizers.FusedAdam, 0.0,
                                                     model.get_layer("first").weights)
         model.compile(optimizer=optimizer_class(learning_rate=0.1), loss="mse")
     before = {w.path: w.numpy() for w in model.weights}

@@ -46,6 +46,38 @@ def test_fused_update_equals_keras(case):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
 
 
+def test_fused_adam_under_loss_scaling_equals_keras():
+    """MIXED_PRECISION="mixed_float16" wraps the optimizer in Keras' LossScaleOptimizer."""
+    import keras
+
+    from mrcnn import optimizers
+    shapes = [(4, 6), (6,)]
+    fused = _run(keras.optimizers.LossScaleOptimizer(optimizers.FusedAdam(0.01, clipnorm=1.0)),
+                 shapes, 5)
+    reference = _run(keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(
+        0.01, clipnorm=1.0)), shapes, 5)
+    for a, b in zip(fused[0] + fused[1], reference[0] + reference[1]):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+def test_sparse_gradients_take_keras_path():
+    """tf.IndexedSlices (an embedding's gradient) are clipped and applied by Keras' code."""
+    import keras
+    import tensorflow as tf
+
+    from mrcnn import optimizers
+    results = []
+    for optimizer in (optimizers.FusedAdam(0.1, clipnorm=1.0),
+                      keras.optimizers.Adam(0.1, clipnorm=1.0)):
+        variable = keras.Variable(np.ones((4, 3), np.float32))
+        grad = tf.IndexedSlices(tf.constant([[3.0, 0, 0], [0, 4.0, 0]]), tf.constant([1, 1]),
+                                tf.constant([4, 3]))
+        optimizer.apply_gradients([(grad, variable)])
+        results.append(variable.numpy())
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-6)
+    assert not np.allclose(results[0], 1.0)
+
+
 def test_fused_optimizer_trains_a_keras_model_like_keras():
     """In compile()/fit(), inside the traced train step, the update is the same."""
     import keras
@@ -62,9 +94,10 @@ def test_fused_optimizer_trains_a_keras_model_like_keras():
                   batch_size=8, epochs=2, verbose=0, shuffle=False)
         return [w.numpy() for w in model.weights]
 
-    for fused, reference in ((optimizers.FusedAdam(0.01), keras.optimizers.Adam(0.01)),
-                             (optimizers.FusedSGD(0.05, momentum=0.9),
-                              keras.optimizers.SGD(0.05, momentum=0.9))):
+    for fused, reference in ((optimizers.FusedAdam(0.01, clipnorm=0.5),
+                              keras.optimizers.Adam(0.01, clipnorm=0.5)),
+                             (optimizers.FusedSGD(0.05, momentum=0.9, clipnorm=0.5),
+                              keras.optimizers.SGD(0.05, momentum=0.9, clipnorm=0.5))):
         for a, b in zip(fit(fused), fit(reference)):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
