@@ -165,17 +165,21 @@ def keras_optimizer(enabled):
     if not enabled:
         yield
         return
-    saved = [(cls, cls.__dict__["update_step"]) for cls in
-             (optimizers.FusedSGD, optimizers.FusedAdam, optimizers.FusedAdamW)]
+    classes = (optimizers.FusedSGD, optimizers.FusedAdam, optimizers.FusedAdamW)
+    saved = [(cls, cls.__dict__.get("update_step")) for cls in classes]
     clip = optimizers._TwoPassClip._clip_by_norm
-    for cls, _ in saved:
-        cls.update_step = cls.__mro__[2].update_step      # the Keras class after the mixin
+    for cls in classes:
+        keras_class = next(c for c in cls.__mro__ if c.__module__.startswith("keras."))
+        cls.update_step = keras_class.update_step
     optimizers._TwoPassClip._clip_by_norm = keras.optimizers.Optimizer._clip_by_norm
     try:
         yield
     finally:
         for cls, update_step in saved:
-            cls.update_step = update_step
+            if update_step is None:
+                del cls.update_step
+            else:
+                cls.update_step = update_step
         optimizers._TwoPassClip._clip_by_norm = clip
 
 

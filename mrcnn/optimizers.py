@@ -74,21 +74,20 @@ def _adam_update(optimizer, gradient, variable, learning_rate):
         grad=tf.cast(gradient, dtype), use_locking=False, use_nesterov=False)
 
 
+class _FusedAdamStep:
+    """Adam's step as one ``ResourceApplyAdam`` (AMSGrad and sparse gradients: Keras')."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad or not _dense(gradient):
+            return super().update_step(gradient, variable, learning_rate)
+        _adam_update(self, gradient, variable, learning_rate)
+
+
 @keras.saving.register_keras_serializable(package="mrcnn")
-class FusedAdam(_TwoPassClip, keras.optimizers.Adam):
+class FusedAdam(_TwoPassClip, _FusedAdamStep, keras.optimizers.Adam):
     """``keras.optimizers.Adam`` with one kernel per variable update."""
 
-    def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad or not _dense(gradient):
-            return super().update_step(gradient, variable, learning_rate)
-        _adam_update(self, gradient, variable, learning_rate)
-
 
 @keras.saving.register_keras_serializable(package="mrcnn")
-class FusedAdamW(_TwoPassClip, keras.optimizers.AdamW):
+class FusedAdamW(_TwoPassClip, _FusedAdamStep, keras.optimizers.AdamW):
     """``keras.optimizers.AdamW``: Keras' decoupled weight decay, then the fused Adam step."""
-
-    def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad or not _dense(gradient):
-            return super().update_step(gradient, variable, learning_rate)
-        _adam_update(self, gradient, variable, learning_rate)
