@@ -171,18 +171,17 @@ class MaskRCNN:
                 val_dataset, config, shuffle=True, batch_size=batch_size, seed=seed + 1,
                 name="validation"), self.strategy)
         chief = distribute.is_chief(self.strategy)
-        if not chief:
-            # Only the chief writes in model_dir; another worker's logs (of custom callbacks)
-            # go to a private directory, removed after training when left empty.
+        if not (chief and self._run_dir_claimed):
             name = checkpoints.run_name(config)
-            self.log_dir = tempfile.mkdtemp(prefix="mrcnn_worker{}_".format(
-                distribute.worker_index(self.strategy)))
+            if chief:
+                self.log_dir = checkpoints.new_run_dir(self.model_dir, name)
+                self._run_dir_claimed = True
+            else:
+                # Only the chief writes in model_dir; another worker's logs (of custom
+                # callbacks) go to a private directory, removed after training when empty.
+                self.log_dir = tempfile.mkdtemp(prefix="mrcnn_worker{}_".format(
+                    distribute.worker_index(self.strategy)))
             self.checkpoint_path = checkpoints.checkpoint_pattern(self.log_dir, name)
-        elif not self._run_dir_claimed:
-            name = checkpoints.run_name(config)
-            self.log_dir = checkpoints.new_run_dir(self.model_dir, name)
-            self.checkpoint_path = checkpoints.checkpoint_pattern(self.log_dir, name)
-            self._run_dir_claimed = True
         callbacks = [keras.callbacks.TensorBoard(log_dir=self.log_dir, write_graph=False),
                      CheckpointCallback(self)] + detection_callbacks(
             config, self.keras_model, val_dataset, self.log_dir,

@@ -50,7 +50,7 @@ class TrainingModel(keras.Model):
         # from it symbolically, which fails on the bool GT masks and, with several workers, on
         # any dict of inputs; without one it does nothing, and the optimizer's variables are
         # then created inside the first trace of the train step, which makes tf.function trace
-        # the whole step twice (about 18 s of the demo's first step). This graph is built when
+        # the whole step twice (about 16 s of the demo's first step). This graph is built when
         # it is created and compile() gives no loss or metric to build: what is left is the
         # optimizer, built here, in the strategy's scope, before the step is traced.
         if self.optimizer is not None and not self.optimizer.built:

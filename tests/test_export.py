@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from mrcnn import export
 from mrcnn import model as modellib
-from tiny import NO_MRCNN_PREAMBLE, ExportConfig
+from tiny import NO_MRCNN_PREAMBLE, ExportConfig, shift_class_logits
 
 
 LOADER = NO_MRCNN_PREAMBLE + textwrap.dedent('''
@@ -31,9 +31,7 @@ LOADER = NO_MRCNN_PREAMBLE + textwrap.dedent('''
 def exported(tmp_path_factory):
     model = modellib.MaskRCNN("inference", ExportConfig(), "/tmp/unused")
     # Random heads mostly say background; favour class 1 so there is something to compare.
-    logits = model.keras_model.get_layer("mrcnn_class_logits")
-    kernel, bias = logits.get_weights()
-    logits.set_weights([kernel, bias + np.array([0, 3, 0, 0], np.float32)])
+    shift_class_logits(model, [0, 3, 0, 0])
     path = str(tmp_path_factory.mktemp("export") / "saved")
     model.export(path)
     return model, path
@@ -128,9 +126,7 @@ def test_class_agnostic_saved_model_matches_detect(tmp_path):
     assert model.keras_model.get_layer("mrcnn_mask").output.shape[-1] == 1
     # Class 2 wins every RoI (random features would otherwise decide the class): detections
     # of a class other than 0 and 1 must read channel 0 too.
-    logits = model.keras_model.get_layer("mrcnn_class_logits")
-    kernel, bias = logits.get_weights()
-    logits.set_weights([kernel * 0.01, bias + np.array([0, 0, 3, 0], np.float32)])
+    shift_class_logits(model, [0, 0, 3, 0], kernel_scale=0.01)
     path = model.export(str(tmp_path / "saved"))
     image = np.random.default_rng(5).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     expected = model.detect([image])[0]

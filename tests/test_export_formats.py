@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from mrcnn import export, export_formats, portable_ops
 from mrcnn import model as modellib
-from tiny import NO_MRCNN_PREAMBLE, ExportConfig
+from tiny import NO_MRCNN_PREAMBLE, ExportConfig, shift_class_logits
 
 RUNNER_FILE = os.path.join(os.path.dirname(export_formats.__file__), "export_runner.py")
 # (format, runtime): LiteRT's standalone interpreter and TensorFlow's both run the .tflite.
@@ -50,9 +50,7 @@ def biased_model(bias, kernel_scale):
     (or background to have none); a small kernel keeps the scores apart (saturated scores tie,
     and ties may come out in any order)."""
     model = modellib.MaskRCNN("inference", ExportConfig(), "/tmp/unused")
-    logits = model.keras_model.get_layer("mrcnn_class_logits")
-    kernel, old_bias = logits.get_weights()
-    logits.set_weights([kernel * kernel_scale, old_bias + np.asarray(bias, np.float32)])
+    shift_class_logits(model, bias, kernel_scale)
     # Small box deltas: random ones throw boxes far past the window, where clipping makes
     # slivers whose zero or 1e-7 width (float noise between two graphs) decides NMS.
     for layer in (model.keras_model.get_layer("rpn_model").get_layer("rpn_bbox_pred"),
