@@ -2,7 +2,8 @@
 
 Measures ``mrcnn.data.build_input_pipeline`` on generated shapes images for two settings:
 the shapes config (128x128) and the default config (images resized and padded to 1024x1024),
-each with one worker thread and with AUTOTUNE, in the same run so that ratios are comparable.
+each with one worker thread, with the default (one map call per CPU core, tf.data autotuning
+off) and with tf.data's autotuning (AUTOTUNE), in the same run so that ratios are comparable.
 
     python benchmarks/input_pipeline.py [--batches N] [--out results.json]
 """
@@ -32,10 +33,14 @@ class Shapes1024Config(Config):
     IMAGES_PER_GPU = 2
 
 
-def measure(dataset, config, batches, parallel, augmentation):
+def measure(dataset, config, batches, parallel, augmentation, autotune=False):
     """Images per second over ``batches`` batches after a one-batch warm-up."""
     pipeline = data.build_input_pipeline(dataset, config, augmentation=augmentation, seed=0,
                                          num_parallel_calls=parallel)
+    if autotune:
+        options = tf.data.Options()
+        options.autotune.enabled = True
+        pipeline = pipeline.with_options(options)
     iterator = iter(pipeline)
     next(iterator)  # warm-up: graph tracing, anchor cache, thread start
     start = time.perf_counter()
@@ -64,12 +69,14 @@ def main():
         dataset.load_shapes(200, h, w, seed=0)
         dataset.prepare()
         one = measure(dataset, config, batches, 1, augmentation)
-        auto = measure(dataset, config, batches, tf.data.AUTOTUNE, augmentation)
+        default = measure(dataset, config, batches, None, augmentation)
+        auto = measure(dataset, config, batches, tf.data.AUTOTUNE, augmentation, autotune=True)
         results["settings"][name] = {
             "source_image": [h, w], "model_input": [int(s) for s in config.IMAGE_SHAPE],
             "batch_size": config.BATCH_SIZE, "timed_batches": batches,
-            "one_thread": round(one, 2), "autotune": round(auto, 2),
-            "speedup": round(auto / one, 2)}
+            "one_thread": round(one, 2), "default": round(default, 2),
+            "autotune": round(auto, 2), "default_speedup": round(default / one, 2),
+            "autotune_speedup": round(auto / one, 2)}
     emit(results, args.out)
 
 

@@ -5,6 +5,7 @@ Data flows one way: ``Dataset`` -> :func:`load_image_gt` (resize, augment, boxes
 the RPN targets of :func:`mrcnn.targets.rpn_targets_graph` added in a TensorFlow stage).
 """
 
+import os
 import threading
 
 import numpy as np
@@ -348,6 +349,9 @@ class SampleBuilder:
 
 
 # Outputs of SampleBuilder, in order.
+# Batches the input pipeline prepares ahead of the training step.
+PREFETCH_BATCHES = 2
+
 BUILDER_NAMES = ("input_image", "input_image_meta", "input_gt_class_ids", "input_gt_boxes",
                  "input_gt_masks")
 
@@ -385,7 +389,7 @@ def build_input_pipeline(dataset, config, shuffle=True, augmentation=None,
 
     Each element is a dict keyed by ``INPUT_NAMES`` (Matterport's input layer names) with
     ``batch_size`` (default ``config.BATCH_SIZE``) images. Samples are prepared in parallel
-    threads (``num_parallel_calls``, default AUTOTUNE) and delivered in a fixed order, so the
+    threads (``num_parallel_calls``, default one per CPU core) and delivered in a fixed order, so the
     stream is the same for the same ``seed`` however many threads run.
 
     repeat: cycle over the data forever (epochs of shuffled images) or stop after one pass.
@@ -438,13 +442,20 @@ def build_input_pipeline(dataset, config, shuffle=True, augmentation=None,
 
     stop = None if repeat else start_index + builder.num_images
     ds = tf.data.Dataset.range(start_index, stop if stop is not None else np.iinfo(np.int64).max)
-    ds = ds.map(load, num_parallel_calls=num_parallel_calls or tf.data.AUTOTUNE,
+    ds = ds.map(load, num_parallel_calls=num_parallel_calls or os.cpu_count() or 1,
                 deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=repeat)
     if prefetch:
-        ds = ds.prefetch(tf.data.AUTOTUNE)
+        ds = ds.prefetch(PREFETCH_BATCHES)
     options = tf.data.Options()
     options.deterministic = True
+    # No tf.data autotuning: with it, deleting an iterator waits for the autotuning thread,
+    # and Keras deletes the validation iterator at every epoch's evaluation and the training
+    # iterator when fit() returns. On TensorFlow 2.21 each such deletion stalled the process,
+    # idle, for up to ~11 s (5 of 7 epoch ends in one run of the demo's training; none with
+    # autotuning off; docs/BENCHMARKS.md). One map call per core and two batches prefetched
+    # are what autotuning converges to for a CPU-bound Python map like this one.
+    options.autotune.enabled = False
     return ds.with_options(options)
 
 
