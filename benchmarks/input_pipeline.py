@@ -2,8 +2,9 @@
 
 Measures ``mrcnn.data.build_input_pipeline`` on generated shapes images for two settings:
 the shapes config (128x128) and the default config (images resized and padded to 1024x1024),
-each with one worker thread, with the default (one map call per CPU core, tf.data autotuning
-off) and with tf.data's autotuning (AUTOTUNE), in the same run so that ratios are comparable.
+each with one worker thread, with the default (one map call per CPU core, two batches
+prefetched, tf.data's autotuning off) and with tf.data's autotuning (AUTOTUNE map calls and
+prefetch, the default before issue 11), in the same run so that ratios are comparable.
 
     python benchmarks/input_pipeline.py [--batches N] [--out results.json]
 """
@@ -35,8 +36,14 @@ class Shapes1024Config(Config):
 
 def measure(dataset, config, batches, parallel, augmentation, autotune=False):
     """Images per second over ``batches`` batches after a one-batch warm-up."""
-    pipeline = data.build_input_pipeline(dataset, config, augmentation=augmentation, seed=0,
-                                         num_parallel_calls=parallel)
+    prefetch = data.PREFETCH_BATCHES
+    if autotune:
+        data.PREFETCH_BATCHES = tf.data.AUTOTUNE
+    try:
+        pipeline = data.build_input_pipeline(dataset, config, augmentation=augmentation,
+                                             seed=0, num_parallel_calls=parallel)
+    finally:
+        data.PREFETCH_BATCHES = prefetch
     if autotune:
         options = tf.data.Options()
         options.autotune.enabled = True

@@ -442,21 +442,30 @@ def build_input_pipeline(dataset, config, shuffle=True, augmentation=None,
 
     stop = None if repeat else start_index + builder.num_images
     ds = tf.data.Dataset.range(start_index, stop if stop is not None else np.iinfo(np.int64).max)
-    ds = ds.map(load, num_parallel_calls=num_parallel_calls or os.cpu_count() or 1,
+    ds = ds.map(load, num_parallel_calls=num_parallel_calls or default_parallel_calls(),
                 deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=repeat)
     if prefetch:
         ds = ds.prefetch(PREFETCH_BATCHES)
     options = tf.data.Options()
     options.deterministic = True
-    # No tf.data autotuning: with it, deleting an iterator waits for the autotuning thread,
-    # and Keras deletes the validation iterator at every epoch's evaluation and the training
-    # iterator when fit() returns. On TensorFlow 2.21 each such deletion stalled the process,
-    # idle, for up to ~11 s (5 of 7 epoch ends in one run of the demo's training; none with
-    # autotuning off; docs/BENCHMARKS.md). One map call per core and two batches prefetched
-    # are what autotuning converges to for a CPU-bound Python map like this one.
+    # No tf.data autotuning: with it, deleting an iterator could wait, idle, for seconds for
+    # tf.data's autotuning thread, and Keras deletes the validation iterator at every epoch's
+    # evaluation and the training iterator when fit() returns (docs/BENCHMARKS.md, "Issue 11,
+    # third pass": stalls of 7-11 s at most epoch ends of the demo's training). One map call
+    # per core and two batches prefetched gave the same throughput as autotuning
+    # (benchmarks/input_pipeline.py), and a training step consumes far less than either.
     options.autotune.enabled = False
     return ds.with_options(options)
+
+
+def default_parallel_calls():
+    """Parallel sample-building calls of the input pipeline: the CPU cores this process may
+    use (its affinity mask, not the machine's count, so that containers get what they have)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity API (macOS, Windows)
+        return os.cpu_count() or 1
 
 
 def data_generator(dataset, config, shuffle=True, augmentation=None, batch_size=None, seed=None,
