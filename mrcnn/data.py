@@ -389,8 +389,8 @@ def build_input_pipeline(dataset, config, shuffle=True, augmentation=None,
 
     Each element is a dict keyed by ``INPUT_NAMES`` (Matterport's input layer names) with
     ``batch_size`` (default ``config.BATCH_SIZE``) images. Samples are prepared in parallel
-    threads (``num_parallel_calls``, default one per CPU core) and delivered in a fixed order, so the
-    stream is the same for the same ``seed`` however many threads run.
+    threads (``num_parallel_calls``, default one per usable CPU core) and delivered in a fixed
+    order, so the stream is the same for the same ``seed`` however many threads run.
 
     repeat: cycle over the data forever (epochs of shuffled images) or stop after one pass.
     start_index: index of the first sample (to resume a run where it stopped).
@@ -452,7 +452,7 @@ def build_input_pipeline(dataset, config, shuffle=True, augmentation=None,
     # No tf.data autotuning: with it, deleting an iterator could wait, idle, for seconds for
     # tf.data's autotuning thread, and Keras deletes the validation iterator at every epoch's
     # evaluation and the training iterator when fit() returns (docs/BENCHMARKS.md, "Issue 11,
-    # third pass": stalls of 7-11 s at most epoch ends of the demo's training). One map call
+    # third pass": stalls of 7-11 s at many epoch ends of the demo's training). One map call
     # per core and two batches prefetched gave the same throughput as autotuning
     # (benchmarks/input_pipeline.py), and a training step consumes far less than either.
     options.autotune.enabled = False
