@@ -36,18 +36,8 @@ class Shapes1024Config(Config):
 
 def measure(dataset, config, batches, parallel, augmentation, autotune=False):
     """Images per second over ``batches`` batches after a one-batch warm-up."""
-    prefetch = data.PREFETCH_BATCHES
-    if autotune:
-        data.PREFETCH_BATCHES = tf.data.AUTOTUNE
-    try:
-        pipeline = data.build_input_pipeline(dataset, config, augmentation=augmentation,
-                                             seed=0, num_parallel_calls=parallel)
-    finally:
-        data.PREFETCH_BATCHES = prefetch
-    if autotune:
-        options = tf.data.Options()
-        options.autotune.enabled = True
-        pipeline = pipeline.with_options(options)
+    pipeline = data.build_input_pipeline(dataset, config, augmentation=augmentation, seed=0,
+                                         num_parallel_calls=parallel, tf_data_autotune=autotune)
     iterator = iter(pipeline)
     next(iterator)  # warm-up: graph tracing, anchor cache, thread start
     start = time.perf_counter()
@@ -77,7 +67,7 @@ def main():
         dataset.prepare()
         one = measure(dataset, config, batches, 1, augmentation)
         default = measure(dataset, config, batches, None, augmentation)
-        auto = measure(dataset, config, batches, tf.data.AUTOTUNE, augmentation, autotune=True)
+        auto = measure(dataset, config, batches, None, augmentation, autotune=True)
         results["settings"][name] = {
             "source_image": [h, w], "model_input": [int(s) for s in config.IMAGE_SHAPE],
             "batch_size": config.BATCH_SIZE, "timed_batches": batches,

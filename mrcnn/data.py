@@ -348,10 +348,10 @@ class SampleBuilder:
                 gt_boxes, gt_masks)
 
 
-# Outputs of SampleBuilder, in order.
 # Batches the input pipeline prepares ahead of the training step.
 PREFETCH_BATCHES = 2
 
+# Outputs of SampleBuilder, in order.
 BUILDER_NAMES = ("input_image", "input_image_meta", "input_gt_class_ids", "input_gt_boxes",
                  "input_gt_masks")
 
@@ -384,7 +384,8 @@ def builder_signature(config, image_shape=None):
 def build_input_pipeline(dataset, config, shuffle=True, augmentation=None,
                          no_augmentation_sources=None, batch_size=None, seed=None,
                          repeat=True, start_index=0, num_parallel_calls=None,
-                         prefetch=True, name="training", repeat_factor_threshold=None):
+                         prefetch=True, name="training", repeat_factor_threshold=None,
+                         tf_data_autotune=False):
     """A ``tf.data.Dataset`` of training batches for ``keras.Model.fit``.
 
     Each element is a dict keyed by ``INPUT_NAMES`` (Matterport's input layer names) with
@@ -397,6 +398,9 @@ def build_input_pipeline(dataset, config, shuffle=True, augmentation=None,
     name: the dataset's role ("train", "validation"), named in errors.
     repeat_factor_threshold: repeat-factor sampling of rare classes (see mrcnn.repeat_factor);
     None samples every image once per epoch.
+    tf_data_autotune: let tf.data tune the map calls and the prefetch (AUTOTUNE; the pipeline
+    before issue 11, kept for benchmarks/input_pipeline.py and epoch_timeline.py); see the
+    comment at the end for why it is off.
     """
     import tensorflow as tf
 
@@ -442,11 +446,12 @@ def build_input_pipeline(dataset, config, shuffle=True, augmentation=None,
 
     stop = None if repeat else start_index + builder.num_images
     ds = tf.data.Dataset.range(start_index, stop if stop is not None else np.iinfo(np.int64).max)
-    ds = ds.map(load, num_parallel_calls=num_parallel_calls or default_parallel_calls(),
+    auto = tf.data.AUTOTUNE if tf_data_autotune else None
+    ds = ds.map(load, num_parallel_calls=num_parallel_calls or auto or default_parallel_calls(),
                 deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=repeat)
     if prefetch:
-        ds = ds.prefetch(PREFETCH_BATCHES)
+        ds = ds.prefetch(auto or PREFETCH_BATCHES)
     options = tf.data.Options()
     options.deterministic = True
     # No tf.data autotuning: with it, deleting an iterator could wait, idle, for seconds for
@@ -455,7 +460,7 @@ def build_input_pipeline(dataset, config, shuffle=True, augmentation=None,
     # third pass": stalls of 7-11 s at many epoch ends of the demo's training). One map call
     # per core and two batches prefetched gave the same throughput as autotuning
     # (benchmarks/input_pipeline.py), and a training step consumes far less than either.
-    options.autotune.enabled = False
+    options.autotune.enabled = tf_data_autotune
     return ds.with_options(options)
 
 

@@ -58,29 +58,25 @@ class FusedSGD(_TwoPassClip, keras.optimizers.SGD):
             use_locking=False, use_nesterov=self.nesterov)
 
 
-def _adam_update(optimizer, gradient, variable, learning_rate):
-    """One ``ResourceApplyAdam``: m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
-    w -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon), as Keras' Adam."""
-    dtype = variable.dtype
-    index = optimizer._get_variable_index(variable)
-    step = tf.cast(optimizer.iterations + 1, dtype)
-    beta_1 = tf.cast(optimizer.beta_1, dtype)
-    beta_2 = tf.cast(optimizer.beta_2, dtype)
-    tf.raw_ops.ResourceApplyAdam(
-        var=variable.handle, m=optimizer._momentums[index].handle,
-        v=optimizer._velocities[index].handle, beta1_power=tf.pow(beta_1, step),
-        beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype), beta1=beta_1,
-        beta2=beta_2, epsilon=tf.cast(optimizer.epsilon, dtype),
-        grad=tf.cast(gradient, dtype), use_locking=False, use_nesterov=False)
-
-
 class _FusedAdamStep:
-    """Adam's step as one ``ResourceApplyAdam`` (AMSGrad and sparse gradients: Keras')."""
+    """Adam's step as one ``ResourceApplyAdam`` (AMSGrad and sparse gradients: Keras'):
+    m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
+    w -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon), as Keras' Adam."""
 
     def update_step(self, gradient, variable, learning_rate):
         if self.amsgrad or not _dense(gradient):
             return super().update_step(gradient, variable, learning_rate)
-        _adam_update(self, gradient, variable, learning_rate)
+        dtype = variable.dtype
+        index = self._get_variable_index(variable)
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1 = tf.cast(self.beta_1, dtype)
+        beta_2 = tf.cast(self.beta_2, dtype)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=self._momentums[index].handle,
+            v=self._velocities[index].handle, beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype), beta1=beta_1,
+            beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype), use_locking=False, use_nesterov=False)
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")

@@ -265,6 +265,9 @@ def test_pipeline_runs_without_tf_data_autotuning(config, shapes, monkeypatch):
     import os
     ds = data.build_input_pipeline(shapes, config, seed=5)
     assert ds.options().autotune.enabled is False
+    # The pipeline before issue 11, kept for the benchmarks that compare with it.
+    before = data.build_input_pipeline(shapes, config, seed=5, tf_data_autotune=True)
+    assert before.options().autotune.enabled is True
     assert data.default_parallel_calls() == len(os.sched_getaffinity(0))
     monkeypatch.delattr(os, "sched_getaffinity")
     monkeypatch.setattr(os, "cpu_count", lambda: None)
