@@ -25,6 +25,8 @@ class DetectionLayer(layers.Layer):
     def __init__(self, max_instances, min_confidence, nms_threshold,
                  bbox_std_dev=(0.1, 0.1, 0.2, 0.2), **kwargs):
         super().__init__(**kwargs)
+        # Per-class NMS with data-dependent counts does not compile with XLA (see PyramidROIAlign).
+        self.supports_jit = False
         self.max_instances = int(max_instances)
         self.min_confidence = float(min_confidence)
         self.nms_threshold = float(nms_threshold)

@@ -37,6 +37,9 @@ class PyramidROIAlign(layers.Layer):
 
     def __init__(self, pool_shape, **kwargs):
         super().__init__(**kwargs)
+        # tf.image.crop_and_resize has no XLA kernel: Keras' jit_compile="auto" (XLA on GPUs)
+        # must not compile a model holding this layer.
+        self.supports_jit = False
         self.pool_shape = tuple(int(v) for v in pool_shape)
 
     def call(self, inputs):

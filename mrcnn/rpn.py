@@ -101,6 +101,8 @@ class ProposalLayer(layers.Layer):
     def __init__(self, proposal_count, nms_threshold, pre_nms_limit=6000,
                  rpn_bbox_std_dev=(0.1, 0.1, 0.2, 0.2), **kwargs):
         super().__init__(**kwargs)
+        # NMS and top-k with data-dependent counts do not compile with XLA (see PyramidROIAlign).
+        self.supports_jit = False
         self.proposal_count = int(proposal_count)
         self.nms_threshold = float(nms_threshold)
         self.pre_nms_limit = int(pre_nms_limit)

@@ -152,6 +152,8 @@ class DetectionTargetLayer(layers.Layer):
     def __init__(self, train_rois_per_image, roi_positive_ratio, bbox_std_dev, mask_shape,
                  use_mini_mask, roi_positive_iou=0.5, **kwargs):
         super().__init__(**kwargs)
+        # Data-dependent shapes (boolean masks over the RoIs) do not compile with XLA.
+        self.supports_jit = False
         self.params = {
             "train_rois_per_image": int(train_rois_per_image),
             "roi_positive_ratio": float(roi_positive_ratio),

@@ -151,6 +151,29 @@ def test_run_graph_returns_named_intermediates(tmp_path, shapes):
     assert out["detections"].shape == (1, InferenceConfig.DETECTION_MAX_INSTANCES, 6)
 
 
+def test_keras_auto_jit_compile_stays_off_where_it_sees_a_gpu(tmp_path, monkeypatch):
+    """Keras' jit_compile="auto" compiles with XLA where TensorFlow lists a GPU. RoIAlign's
+    crop_and_resize, NMS and RoI sampling have no XLA kernels: on a GPU, detect() failed
+    ("tf2xla conversion failed", seen on an H200) until those layers set supports_jit=False."""
+    import tensorflow as tf
+    inference = modellib.MaskRCNN("inference", InferenceConfig(), str(tmp_path))
+    probe = keras.Model(inference.keras_model.inputs,
+                        inference.keras_model.get_layer("ROI").output)
+    training = modellib.MaskRCNN("training", TinyConfig(), str(tmp_path))
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
+    listed = tf.config.list_physical_devices
+
+    def with_gpu(device_type=None):
+        return listed(device_type) + ([gpu] if device_type in (None, "GPU") else [])
+    monkeypatch.setattr(tf.config, "list_physical_devices", with_gpu)
+    assert plain.jit_compile is True                # Keras now sees a GPU and picks XLA
+    assert inference.keras_model.jit_compile is False
+    assert probe.jit_compile is False               # run_graph's models too
+    unsupported = {layer.name for layer in training.keras_model.layers if not layer.supports_jit}
+    assert {"ROI", "proposal_targets", "roi_align_classifier", "roi_align_mask"} <= unsupported
+
+
 def test_set_trainable_presets_and_frozen_batchnorm():
     class ResNetConfig(TinyConfig):
         BACKBONE = "resnet50"
