@@ -13,8 +13,11 @@ STAGE4_IDENTITY_BLOCKS = {"resnet50": 5, "resnet101": 22}
 
 
 def _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_bias, train_bn,
-                norm):
-    """The main path of a ResNet block: 1x1 (strided) -> kxk -> 1x1, each normalized."""
+                norm, zero_init):
+    """The main path of a ResNet block: 1x1 (strided) -> kxk -> 1x1, each normalized.
+
+    zero_init: the last normalization's scale starts at 0, so that the block starts as the
+    identity of its shortcut (Goyal et al. 2017; torchvision's ``zero_init_residual``)."""
     f1, f2, f3 = filters
     conv_name = "res{}{}_branch".format(stage, block)
     bn_name = "bn{}{}_branch".format(stage, block)
@@ -27,23 +30,23 @@ def _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_b
     x = normalization(norm, train_bn, bn_name + "2b")(x)
     x = layers.Activation("relu")(x)
     x = layers.Conv2D(f3, (1, 1), name=conv_name + "2c", use_bias=use_bias)(x)
-    return normalization(norm, train_bn, bn_name + "2c")(x)
+    return normalization(norm, train_bn, bn_name + "2c", zero_gamma=zero_init)(x)
 
 
 def identity_block(input_tensor, kernel_size, filters, stage, block, use_bias=True,
-                   train_bn=True, norm="batch"):
+                   train_bn=True, norm="batch", zero_init=False):
     """ResNet block without a conv on the shortcut: main path plus the input."""
     x = _bottleneck(input_tensor, kernel_size, filters, stage, block, (1, 1), use_bias,
-                    train_bn, norm)
+                    train_bn, norm, zero_init)
     x = layers.Add()([x, input_tensor])
     return layers.Activation("relu", name="res{}{}_out".format(stage, block))(x)
 
 
 def conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2), use_bias=True,
-               train_bn=True, norm="batch"):
+               train_bn=True, norm="batch", zero_init=False):
     """ResNet block with a strided 1x1 conv on the shortcut (first block of a stage)."""
     x = _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_bias,
-                    train_bn, norm)
+                    train_bn, norm, zero_init)
     shortcut = layers.Conv2D(filters[2], (1, 1), strides=strides,
                              name="res{}{}_branch1".format(stage, block),
                              use_bias=use_bias)(input_tensor)
@@ -52,10 +55,11 @@ def conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2),
     return layers.Activation("relu", name="res{}{}_out".format(stage, block))(x)
 
 
-def resnet_graph(input_image, architecture, train_bn=True, norm="batch"):
+def resnet_graph(input_image, architecture, train_bn=True, norm="batch", zero_init=False):
     """ResNet feature maps [C1, C2, C3, C4, C5] at strides 2, 4, 8, 16, 32.
 
-    architecture: "resnet50" or "resnet101"; norm: Config.NORM (see layers.normalization).
+    architecture: "resnet50" or "resnet101"; norm: Config.NORM (see layers.normalization);
+    zero_init: Config.ZERO_INIT_RESIDUAL (each block's last normalization starts at scale 0).
     (Matterport's ``stage5=False`` is gone: the FPN always needs C5.)
     """
     if architecture not in STAGE4_IDENTITY_BLOCKS:
@@ -65,7 +69,7 @@ def resnet_graph(input_image, architecture, train_bn=True, norm="batch"):
     x = layers.ZeroPadding2D((3, 3))(input_image)
     x = layers.Conv2D(64, (7, 7), strides=(2, 2), name="conv1", use_bias=True)(x)
     x = normalization(norm, train_bn, "bn_conv1")(x)
-    kw = {"train_bn": train_bn, "norm": norm}
+    kw = {"train_bn": train_bn, "norm": norm, "zero_init": zero_init}
     x = layers.Activation("relu")(x)
     C1 = x = layers.MaxPooling2D((3, 3), strides=(2, 2), padding="same")(x)
     # Stage 2
@@ -80,8 +84,7 @@ def resnet_graph(input_image, architecture, train_bn=True, norm="batch"):
     # Stage 4
     x = conv_block(x, 3, [256, 256, 1024], stage=4, block="a", **kw)
     for i in range(STAGE4_IDENTITY_BLOCKS[architecture]):
-        x = identity_block(x, 3, [256, 256, 1024], stage=4, block=chr(98 + i),
-                           train_bn=train_bn, norm=norm)
+        x = identity_block(x, 3, [256, 256, 1024], stage=4, block=chr(98 + i), **kw)
     C4 = x
     # Stage 5
     x = conv_block(x, 3, [512, 512, 2048], stage=5, block="a", **kw)

@@ -83,6 +83,10 @@ class Config:
         moving statistics, never trained: the standard fine-tuning recipe on small data) or
         "group" (GroupNorm with 32 groups, also after the FPN convolutions, as detectron2's GN
         models: for training from scratch with small batches).
+    ZERO_INIT_RESIDUAL (False)
+        True starts the scale (gamma) of each ResNet block's last normalization at 0, so that
+        every block starts as its shortcut: for training from random initialization
+        (torchvision's ``zero_init_residual``). Pretrained weights overwrite it.
     LR_SCHEDULE (None), LR_STEP_FRACTIONS ((0.67, 0.89)), WARMUP_STEPS (0)
         The learning rate over each ``train()`` call: None keeps it constant (Matterport);
         "step" multiplies it by 0.1 at each fraction of the call's steps; "cosine" decays it
@@ -256,6 +260,7 @@ class Config:
     MASK_LOSS = "bce"
     CLASS_WEIGHTS = None
     NORM = "batch"
+    ZERO_INIT_RESIDUAL = False
     LR_SCHEDULE = None
     LR_STEP_FRACTIONS = (0.67, 0.89)
     WARMUP_STEPS = 0

@@ -99,7 +99,8 @@ def build_features(input_image, config):
             _, C2, C3, C4, C5 = config.BACKBONE(input_image, stage5=True, train_bn=train_bn)
         else:
             _, C2, C3, C4, C5 = resnet_graph(input_image, config.BACKBONE, train_bn=train_bn,
-                                             norm=config.NORM)
+                                             norm=config.NORM,
+                                             zero_init=config.ZERO_INIT_RESIDUAL)
         P2, P3, P4, P5, P6 = fpn_graph(C2, C3, C4, C5, config.TOP_DOWN_PYRAMID_SIZE,
                                        config.NORM)
     return [P2, P3, P4, P5, P6], [P2, P3, P4, P5]

@@ -100,18 +100,20 @@ def config_train_bn(config):
     return False if config.NORM == "frozen_batch" else config.TRAIN_BN
 
 
-def normalization(norm, train_bn, name=None):
+def normalization(norm, train_bn, name=None, zero_gamma=False):
     """The normalization layer of Config.NORM: "batch" (BatchNorm in TRAIN_BN's mode),
     "frozen_batch" (BatchNorm on its moving statistics, never trained) or "group" (GroupNorm,
-    for training from scratch with small batches)."""
+    for training from scratch with small batches). zero_gamma: the scale starts at 0 instead
+    of 1 (Config.ZERO_INIT_RESIDUAL)."""
+    gamma = {"gamma_initializer": "zeros"} if zero_gamma else {}
     if norm == "group":
-        return GroupNorm(name=name)
+        return GroupNorm(name=name, **gamma)
     if norm == "frozen_batch":
         train_bn = False
     elif norm != "batch":
         raise ValueError("norm must be 'batch', 'frozen_batch' or 'group', got {!r}".format(
             norm))
-    return BatchNorm(train_bn=bn_mode(train_bn), name=name)
+    return BatchNorm(train_bn=bn_mode(train_bn), name=name, **gamma)
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")

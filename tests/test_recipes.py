@@ -115,6 +115,36 @@ def test_group_norm_model_normalizes_per_group(tmp_path):
     assert GroupNorm(name="narrow")(np.ones((1, 2, 2, 24), np.float32)).shape[-1] == 24
 
 
+@pytest.mark.parametrize("norm", ["batch", "group"])
+def test_zero_init_residual_starts_every_block_as_its_shortcut(tmp_path, norm, tiny_shapes):
+    class ZeroInit(TinyConfig):
+        BACKBONE = "resnet50"
+        COMPUTE_BACKBONE_SHAPE = None
+        NORM = norm
+        ZERO_INIT_RESIDUAL = True
+        IMAGES_PER_GPU = 1
+    model = modellib.MaskRCNN("inference", ZeroInit(), str(tmp_path))
+    keras_model = model.keras_model
+    last = [l for l in keras_model.layers if l.name.endswith("_branch2c")
+            and l.name.startswith("bn")]
+    assert len(last) == 16                                  # ResNet-50: 3 + 4 + 6 + 3 blocks
+    assert all(not np.any(l.gamma.numpy()) for l in last)
+    assert np.all(keras_model.get_layer("bn2a_branch2b").gamma.numpy() == 1)
+    assert np.all(keras_model.get_layer("bn2a_branch1").gamma.numpy() == 1)
+    # An identity block's main path adds nothing: its output is its (non-negative) input.
+    names = ["res2a_out", "res2b_out", "res2c_out", "res4e_out", "res4f_out"]
+    out = model.run_graph([tiny_shapes.load_image(0)],
+                          [(n, keras_model.get_layer(n).output) for n in names])
+    assert np.abs(out["res2a_out"]).max() > 0
+    np.testing.assert_array_equal(out["res2b_out"], out["res2a_out"])
+    np.testing.assert_array_equal(out["res2c_out"], out["res2a_out"])
+    np.testing.assert_array_equal(out["res4f_out"], out["res4e_out"])
+    # Matterport's default leaves every scale at 1.
+    plain = type("Plain", (ZeroInit,), {"ZERO_INIT_RESIDUAL": False})()
+    keras_model = modellib.MaskRCNN("inference", plain, str(tmp_path)).keras_model
+    assert np.all(keras_model.get_layer("bn2a_branch2c").gamma.numpy() == 1)
+
+
 def test_frozen_batch_norm_never_trains(tmp_path):
     class Frozen(TinyConfig):
         NORM = "frozen_batch"

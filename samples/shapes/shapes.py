@@ -145,7 +145,9 @@ class ScratchShapesConfig(ShapesConfig):
     """Shapes from random initialization on a CPU (the `make demo` settings).
 
     Without pretrained weights BatchNorm must learn its statistics (TRAIN_BN=True) and Adam
-    converges much faster than SGD. The heads and the pyramid are narrower than Matterport's:
+    converges much faster than SGD. Each ResNet block starts as its shortcut
+    (ZERO_INIT_RESIDUAL): the loss falls faster and, above all, more evenly from run to run.
+    The heads and the pyramid are narrower than Matterport's:
     at 128x128 they are a large part of a step's cost. The task itself (128x128 images, 3
     classes, 1-4 objects, 32 RoIs per image) is Matterport's. On CPUs that compute bfloat16
     natively (AMX or AVX512-BF16) the convolutions run in bfloat16 (MIXED_PRECISION): a step
@@ -154,6 +156,7 @@ class ScratchShapesConfig(ShapesConfig):
     BACKBONE = "resnet50"
     MIXED_PRECISION = "mixed_bfloat16" if cpu_has_bfloat16() else None
     TRAIN_BN = True
+    ZERO_INIT_RESIDUAL = True
     OPTIMIZER = "adam"
     LEARNING_RATE = 0.001
     FPN_CLASSIF_FC_LAYERS_SIZE = 256
@@ -164,8 +167,8 @@ class ScratchShapesConfig(ShapesConfig):
     POST_NMS_ROIS_TRAINING = 500
     POST_NMS_ROIS_INFERENCE = 500
     DETECTION_MIN_CONFIDENCE = 0.5
-    # `make demo` trains 6 epochs (600 steps), the last at a tenth of the learning rate: 500
-    # steps fell below mAP@0.5 0.90 in two of five runs (docs/BENCHMARKS.md).
+    # `make demo` trains 4 epochs (400 steps), the last at a tenth of the learning rate
+    # (docs/BENCHMARKS.md: without ZERO_INIT_RESIDUAL it needed 600).
     STEPS_PER_EPOCH = 100
     VALIDATION_STEPS = 2
 
@@ -271,7 +274,7 @@ def main(argv=None):
                              "'shapes': Matterport's ShapesConfig")
     parser.add_argument("--config", help="use this Config subclass instead of a preset, as "
                                          "'package.module:ClassName'")
-    parser.add_argument("--epochs", type=int, default=6,
+    parser.add_argument("--epochs", type=int, default=4,
                         help="train up to this epoch (cumulative, as in Matterport)")
     parser.add_argument("--steps", type=int, help="steps per epoch (default: the preset's)")
     parser.add_argument("--lr-drop-epochs", type=int, default=1,
