@@ -33,7 +33,6 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 WARMUP_STEPS = 4
 
 
-
 def device_info(tf):
     """Name and compute capability of the first GPU TensorFlow sees, else {"device": "CPU"}."""
     gpus = tf.config.list_physical_devices("GPU")
@@ -94,7 +93,9 @@ def time_training(config, steps):
     from samples.shapes.shapes import make_datasets
 
     model = modellib.MaskRCNN("training", config, "/tmp/mrcnn_bench_logs")
-    train, _ = make_datasets(config, train_count=config.BATCH_SIZE * (steps + 1), val_count=1)
+    batches_needed = 1 + WARMUP_STEPS + steps
+    train, _ = make_datasets(config, train_count=config.BATCH_SIZE * batches_needed,
+                             val_count=1)
     model.set_trainable("all")
     model.compile(config.LEARNING_RATE, config.LEARNING_MOMENTUM)
     batches = iter(data.build_input_pipeline(train, config, seed=0))

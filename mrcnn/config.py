@@ -86,7 +86,8 @@ class Config:
     ZERO_INIT_RESIDUAL (False)
         True starts the scale (gamma) of each ResNet block's last normalization at 0, so that
         every block starts as its shortcut: for training from random initialization
-        (torchvision's ``zero_init_residual``). Pretrained weights overwrite it.
+        (torchvision's ``zero_init_residual``), so it needs normalization that trains.
+        Pretrained weights overwrite it; a callable BACKBONE ignores it.
     LR_SCHEDULE (None), LR_STEP_FRACTIONS ((0.67, 0.89)), WARMUP_STEPS (0)
         The learning rate over each ``train()`` call: None keeps it constant (Matterport);
         "step" multiplies it by 0.1 at each fraction of the call's steps; "cosine" decays it
@@ -405,6 +406,11 @@ class Config:
                                                               self.DISTRIBUTE))
         if self.NORM not in NORMS:
             fail("NORM must be one of {}, got {!r}".format(NORMS, self.NORM))
+        if self.ZERO_INIT_RESIDUAL and (self.NORM == "frozen_batch" or (
+                self.NORM == "batch" and self.TRAIN_BN is False)):
+            fail("ZERO_INIT_RESIDUAL needs normalization that trains (TRAIN_BN True or None, "
+                 "or NORM 'group'): with NORM {!r} and TRAIN_BN {!r} the residual branches' "
+                 "scales would stay 0".format(self.NORM, self.TRAIN_BN))
         if self.MASK_LOSS not in MASK_LOSSES:
             fail("MASK_LOSS must be one of {}, got {!r}".format(MASK_LOSSES, self.MASK_LOSS))
         weights = self.CLASS_WEIGHTS

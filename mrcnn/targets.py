@@ -152,7 +152,8 @@ class DetectionTargetLayer(layers.Layer):
     def __init__(self, train_rois_per_image, roi_positive_ratio, bbox_std_dev, mask_shape,
                  use_mini_mask, roi_positive_iou=0.5, **kwargs):
         super().__init__(**kwargs)
-        # Data-dependent shapes (boolean masks over the RoIs) do not compile with XLA.
+        # Data-dependent shapes (boolean masks over the RoIs) and crop_and_resize (the mask
+        # targets) do not compile with XLA (see PyramidROIAlign).
         self.supports_jit = False
         self.params = {
             "train_rois_per_image": int(train_rois_per_image),

@@ -85,6 +85,9 @@ def test_balanced_class_weights_are_set_from_the_training_set(tmp_path, tiny_sha
     ({"MASK_LOSS": "focal"}, "MASK_LOSS must be one of"),
     ({"CLASS_WEIGHTS": [1.0, 2.0]}, "CLASS_WEIGHTS must hold NUM_CLASSES"),
     ({"CLASS_WEIGHTS": "inverse"}, "CLASS_WEIGHTS must be None, 'balanced'"),
+    ({"ZERO_INIT_RESIDUAL": True, "TRAIN_BN": False}, "ZERO_INIT_RESIDUAL needs"),
+    ({"ZERO_INIT_RESIDUAL": True, "NORM": "frozen_batch", "TRAIN_BN": True},
+     "ZERO_INIT_RESIDUAL needs"),
 ])
 def test_recipe_settings_are_validated(attrs, message):
     with pytest.raises(ValueError, match=message):

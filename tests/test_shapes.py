@@ -47,7 +47,8 @@ def test_shapes_config_and_make_datasets():
 
 def test_shapes_demo_trains_evaluates_and_draws(tmp_path):
     """`make demo`'s command, tiny: train, then one inference model for the evaluation and the
-    picture; the per-epoch pictures of the training callbacks are off in the demo."""
+    picture; the per-epoch pictures of the training callbacks and the validation pass are off
+    in the demo."""
     logs, out = tmp_path / "logs", tmp_path / "demo.png"
     summary = shapes.main(["demo", "--preset", "tiny", "--epochs", "2", "--steps", "2",
                            "--train-images", "16", "--images", "3", "--logs", str(logs),
@@ -62,3 +63,6 @@ def test_shapes_demo_trains_evaluates_and_draws(tmp_path):
         "mask_rcnn_tiny_0001.h5", "mask_rcnn_tiny_0002.h5"]
     assert shapes.TinyShapesConfig.TENSORBOARD_IMAGES        # on in the preset...
     assert not (run_dir / "images").exists()                  # ...off in the demo
+    # No validation pass in the demo (TensorBoard's "validation" run would hold its losses).
+    assert shapes.TinyShapesConfig.VALIDATION_STEPS > 0
+    assert (run_dir / "train").is_dir() and not (run_dir / "validation").exists()

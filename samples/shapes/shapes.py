@@ -171,7 +171,8 @@ class ScratchShapesConfig(ShapesConfig):
     # evaluation of 100 images from 12.9 to 8.0 s with the same metrics.
     DETECTION_MAX_INSTANCES = 20
     # `make demo` trains 4 epochs (400 steps), the last at a tenth of the learning rate
-    # (docs/BENCHMARKS.md: without ZERO_INIT_RESIDUAL it needed 600).
+    # (docs/BENCHMARKS.md: without ZERO_INIT_RESIDUAL it needed 600), and passes
+    # --validation-steps 0.
     STEPS_PER_EPOCH = 100
     VALIDATION_STEPS = 2
 
@@ -278,11 +279,12 @@ def main(argv=None):
     parser.add_argument("--config", help="use this Config subclass instead of a preset, as "
                                          "'package.module:ClassName'")
     parser.add_argument("--epochs", type=int, default=4,
-                        help="train up to this epoch (cumulative, as in Matterport)")
+                        help="train up to this epoch (cumulative, as in Matterport; default "
+                             "4, the scratch demo's)")
     parser.add_argument("--steps", type=int, help="steps per epoch (default: the preset's)")
     parser.add_argument("--validation-steps", type=int,
                         help="validation steps at each epoch end, 0 for none (default: the "
-                             "preset's; the demo runs none)")
+                             "preset's; the demo's: none)")
     parser.add_argument("--lr-drop-epochs", type=int, default=1,
                         help="train the last N epochs at a tenth of the learning rate")
     parser.add_argument("--no-epoch-pictures", action="store_true",
@@ -438,7 +440,8 @@ def run_demo(args):
     # validation graph's first trace alone took ~4 s (docs/BENCHMARKS.md, third pass).
     main(["train", "--weights", args.weights, "--epochs", str(args.epochs),
           "--lr-drop-epochs", str(args.lr_drop_epochs), "--train-images",
-          str(args.train_images), "--no-epoch-pictures", "--validation-steps", "0"]
+          str(args.train_images), "--no-epoch-pictures", "--validation-steps",
+          str(0 if args.validation_steps is None else args.validation_steps)]
          + (["--steps", str(args.steps)] if args.steps else [])
          + common)
     timings["train_s"] = round(time.time() - start, 1)
