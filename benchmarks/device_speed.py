@@ -27,7 +27,7 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
-from _report import emit, machine, run_times, seconds  # noqa: E402
+from _report import emit, machine, run_times, seconds, train_step_times  # noqa: E402
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 WARMUP_STEPS = 4
@@ -84,27 +84,12 @@ def child(precision, size, images, steps, runs):
 
 
 def time_training(config, steps):
-    """Seconds per ``train_on_batch`` on generated shapes, after a first (tracing) step."""
+    """Seconds per ``train_on_batch`` on generated shapes, after a first (tracing) step and
+    WARMUP_STEPS more (left out of the median)."""
     import numpy as np
     import tensorflow as tf
 
-    from mrcnn import data
-    from mrcnn import model as modellib
-    from samples.shapes.shapes import make_datasets
-
-    model = modellib.MaskRCNN("training", config, "/tmp/mrcnn_bench_logs")
-    batches_needed = 1 + WARMUP_STEPS + steps
-    train, _ = make_datasets(config, train_count=config.BATCH_SIZE * batches_needed,
-                             val_count=1)
-    model.set_trainable("all")
-    model.compile(config.LEARNING_RATE, config.LEARNING_MOMENTUM)
-    batches = iter(data.build_input_pipeline(train, config, seed=0))
-    first = seconds(lambda: model.keras_model.train_on_batch(next(batches)))
-    # Time the step, not the input pipeline. The steps after the first still autotune
-    # (cuDNN's algorithm search on a GPU): WARMUP_STEPS of them are left out of the median.
-    prepared = [next(batches) for _ in range(WARMUP_STEPS + steps)]
-    times = [seconds(lambda b=b: model.keras_model.train_on_batch(b)) for b in prepared]
-    warmup, times = times[:WARMUP_STEPS], times[WARMUP_STEPS:]
+    _, first, warmup, times = train_step_times(config, steps, warmup=WARMUP_STEPS)
     median = float(np.median(times))
     return {"images_per_step": config.BATCH_SIZE, "first_step_s": round(first, 2),
             "warmup_steps_s": [round(t, 4) for t in warmup],

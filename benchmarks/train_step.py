@@ -10,7 +10,6 @@ variant builds the training model, runs one step (graph tracing) and times furth
 import argparse
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -18,10 +17,8 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
-from _report import emit, machine  # noqa: E402
-from mrcnn import data  # noqa: E402
-from mrcnn import model as modellib  # noqa: E402
-from samples.shapes.shapes import ScratchShapesConfig, make_datasets  # noqa: E402
+from _report import emit, machine, train_step_times  # noqa: E402
+from samples.shapes.shapes import ScratchShapesConfig  # noqa: E402
 
 VARIANTS = {
     "scratch_preset": {},
@@ -32,20 +29,7 @@ VARIANTS = {
 
 def measure(attrs, steps):
     config = type("Bench", (ScratchShapesConfig,), dict(attrs, SEED=0))()
-    model = modellib.MaskRCNN("training", config, "/tmp/mrcnn_bench_logs")
-    train, _ = make_datasets(config, train_count=64, val_count=1)
-    model.set_trainable("all")
-    model.compile(config.LEARNING_RATE, config.LEARNING_MOMENTUM)
-    batches = iter(data.build_input_pipeline(train, config, seed=0))
-    start = time.perf_counter()
-    model.keras_model.train_on_batch(next(batches))
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(steps):
-        batch = next(batches)
-        start = time.perf_counter()
-        model.keras_model.train_on_batch(batch)
-        times.append(time.perf_counter() - start)
+    model, first, _, times = train_step_times(config, steps)
     return {"first_step_s": round(first, 1), "seconds_per_step": round(float(np.median(times)), 3),
             "batch_size": config.BATCH_SIZE, "params": int(model.keras_model.count_params())}
 

@@ -406,8 +406,7 @@ class Config:
                                                               self.DISTRIBUTE))
         if self.NORM not in NORMS:
             fail("NORM must be one of {}, got {!r}".format(NORMS, self.NORM))
-        if self.ZERO_INIT_RESIDUAL and (self.NORM == "frozen_batch" or (
-                self.NORM == "batch" and self.TRAIN_BN is False)):
+        if self.ZERO_INIT_RESIDUAL and self.NORM != "group" and config_train_bn(self) is False:
             fail("ZERO_INIT_RESIDUAL needs normalization that trains (TRAIN_BN True or None, "
                  "or NORM 'group'): with NORM {!r} and TRAIN_BN {!r} the residual branches' "
                  "scales would stay 0".format(self.NORM, self.TRAIN_BN))
@@ -450,6 +449,11 @@ class Config:
         for name, value in self.to_dict().items():
             print("{:30} {}".format(name, value))
         print("\n")
+
+
+def config_train_bn(config):
+    """The effective TRAIN_BN of a config: NORM "frozen_batch" freezes BatchNorm."""
+    return False if config.NORM == "frozen_batch" else config.TRAIN_BN
 
 
 def load_config_class(spec):

@@ -10,9 +10,9 @@ from keras import layers as KL
 
 from mrcnn import heads, losses as losses_lib, precision
 from mrcnn.backbone import fpn_graph, resnet_graph
+from mrcnn.config import config_train_bn
 from mrcnn.detection import DetectionLayer
-from mrcnn.layers import (ActiveClassIds, DetectionBoxes, LeadingRois, NormBoxes,
-                          config_train_bn)
+from mrcnn.layers import ActiveClassIds, DetectionBoxes, LeadingRois, NormBoxes
 from mrcnn.rpn import AnchorsLayer, ProposalLayer, build_rpn_model
 from mrcnn.targets import DetectionTargetLayer
 from mrcnn.training import TrainingModel

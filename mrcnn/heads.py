@@ -7,7 +7,8 @@ import tensorflow as tf
 from keras import layers
 
 from mrcnn import precision
-from mrcnn.layers import config_train_bn, normalization
+from mrcnn.config import config_train_bn
+from mrcnn.layers import normalization
 from mrcnn.roi_align import PyramidROIAlign
 
 

@@ -95,11 +95,6 @@ class GroupNorm(layers.GroupNormalization):
         super().build(input_shape)
 
 
-def config_train_bn(config):
-    """The effective TRAIN_BN of a config: NORM "frozen_batch" freezes BatchNorm."""
-    return False if config.NORM == "frozen_batch" else config.TRAIN_BN
-
-
 def normalization(norm, train_bn, name=None, zero_gamma=False):
     """The normalization layer of Config.NORM: "batch" (BatchNorm in TRAIN_BN's mode),
     "frozen_batch" (BatchNorm on its moving statistics, never trained) or "group" (GroupNorm,

@@ -15,10 +15,10 @@ from mrcnn import (checkpoints, distribute, export_formats, graph, postprocess, 
 from mrcnn import losses as losses_lib
 from mrcnn.callbacks import detection_callbacks, inference_config
 from mrcnn.checkpoints import CHECKPOINT_RE, CheckpointCallback  # noqa: F401 (Matterport API)
+from mrcnn.config import config_train_bn
 from mrcnn.data import (build_input_pipeline, data_generator, load_image_gt,  # noqa: F401
                         resolve_seed, with_horizontal_flip)
 from mrcnn.image_meta import compose_image_meta, parse_image_meta  # noqa: F401
-from mrcnn.layers import config_train_bn
 from mrcnn.training import LAYER_PRESETS, TrainingModel  # noqa: F401 (Matterport API)
 from mrcnn.transform import mold_image, unmold_image  # noqa: F401 (Matterport API)
 

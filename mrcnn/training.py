@@ -9,8 +9,8 @@ import numpy as np
 import tensorflow as tf
 
 from mrcnn import distribute, optimizers, precision
-from mrcnn.config import LOSS_NAMES
-from mrcnn.layers import BatchNorm, config_train_bn
+from mrcnn.config import LOSS_NAMES, config_train_bn
+from mrcnn.layers import BatchNorm
 from mrcnn.weights import weight_owners
 
 # Presets of train(layers=...): Matterport's regular expressions on layer names.
