@@ -78,7 +78,8 @@ def child(kind, runs):
 
 # --postprocess cases: (config overrides, original image shape).
 POSTPROCESS_CASES = {
-    "shapes_128": ({"DETECTION_MAX_INSTANCES": 100}, (120, 128, 3)),
+    "shapes_128": ({"DETECTION_MAX_INSTANCES": 100, "MASK_HEAD_CHANNELS": 128,
+                    "RPN_CONV_CHANNELS": 512}, (120, 128, 3)),
     "resnet50_512": ({"BACKBONE": "resnet50", "NUM_CLASSES": 81, "IMAGE_MIN_DIM": 512,
                       "IMAGE_MAX_DIM": 512}, (384, 512, 3)),
     "resnet50_1024": ({"BACKBONE": "resnet50", "NUM_CLASSES": 81}, (768, 1024, 3)),

@@ -53,6 +53,8 @@ class RecipeConfig(shapes.ScratchShapesConfig):
     # As when the recipes were measured (the demo's later changes would alter the baseline).
     ZERO_INIT_RESIDUAL = False
     DETECTION_MAX_INSTANCES = 100
+    RPN_CONV_CHANNELS = 512
+    WEIGHT_DECAY = 0.0001
     IMAGE_MIN_DIM = IMAGE_SIZE
     IMAGE_MAX_DIM = IMAGE_SIZE
     IMAGES_PER_GPU = 8
