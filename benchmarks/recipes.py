@@ -50,11 +50,12 @@ TRAIN_SEED, VAL_SEED, HELD_OUT_SEED = 0, 1_000_003, 2_000_029
 class RecipeConfig(shapes.ScratchShapesConfig):
     """The demo's from-scratch settings, scaled down (see the module docstring)."""
     NAME = "recipes"
-    # As when the recipes were measured (the demo's later changes would alter the baseline).
-    ZERO_INIT_RESIDUAL = False
-    DETECTION_MAX_INSTANCES = 100
-    RPN_CONV_CHANNELS = 512
-    WEIGHT_DECAY = 0.0001
+    # As when the recipes were measured: ShapesConfig's (Matterport's) values, which the demo
+    # preset changed later (that would alter every arm's baseline).
+    ZERO_INIT_RESIDUAL = shapes.ShapesConfig.ZERO_INIT_RESIDUAL
+    DETECTION_MAX_INSTANCES = shapes.ShapesConfig.DETECTION_MAX_INSTANCES
+    RPN_CONV_CHANNELS = shapes.ShapesConfig.RPN_CONV_CHANNELS
+    WEIGHT_DECAY = shapes.ShapesConfig.WEIGHT_DECAY
     IMAGE_MIN_DIM = IMAGE_SIZE
     IMAGE_MAX_DIM = IMAGE_SIZE
     IMAGES_PER_GPU = 8
