@@ -94,7 +94,6 @@ def build_features(input_image, config):
     """Backbone and feature pyramid: ([P2..P6] for the RPN, [P2..P5] for the heads)."""
     train_bn = config_train_bn(config)
     # The whole feature extractor computes in MIXED_PRECISION's type (see mrcnn.precision).
-    precision.warn_if_emulated(config.MIXED_PRECISION)
     with precision.compute_scope(config.MIXED_PRECISION):
         if callable(config.BACKBONE):
             _, C2, C3, C4, C5 = config.BACKBONE(input_image, stage5=True, train_bn=train_bn)

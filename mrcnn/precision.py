@@ -14,7 +14,6 @@ created outside the scope are float32 and cast their bfloat16/float16 inputs bac
 """
 
 import contextlib
-import warnings
 
 from mrcnn.config import MIXED_PRECISION_POLICIES as POLICIES
 
@@ -76,37 +75,3 @@ def cpu_has_bfloat16(cpuinfo="/proc/cpuinfo"):
     bfloat16 is emulated and slower than float32."""
     flags = cpu_info(cpuinfo)["cpu_flags"]
     return any(flag in flags for flag in BFLOAT16_CPU_FLAGS)
-
-
-def emulated_bfloat16_warning(policy, cpuinfo="/proc/cpuinfo", gpu_count=None):
-    """The warning for ``policy`` "mixed_bfloat16" on a machine that would run it on a CPU
-    without AMX or AVX512-BF16 (no GPU visible), else None.
-
-    There bfloat16 convolutions are not native: with oneDNN limited to AVX2 they failed to
-    run at all (docs/BENCHMARKS.md, issue 11, sixth pass). Unknown CPUs (no /proc/cpuinfo)
-    are given the benefit of the doubt.
-    """
-    if policy != "mixed_bfloat16":
-        return None
-    info = cpu_info(cpuinfo)
-    if info["cpu_model"] is None and not info["cpu_flags"]:
-        return None
-    if any(flag in info["cpu_flags"] for flag in BFLOAT16_CPU_FLAGS):
-        return None
-    if gpu_count is None:
-        import tensorflow as tf
-        gpu_count = len(tf.config.list_physical_devices("GPU"))
-    if gpu_count:
-        return None
-    return ("MIXED_PRECISION='mixed_bfloat16' on a CPU without AMX or AVX512-BF16 ({}; "
-            "SIMD: {}) and no GPU: bfloat16 is not native here (with oneDNN limited to AVX2, "
-            "its bfloat16 convolutions failed to run; docs/BENCHMARKS.md). "
-            "Use MIXED_PRECISION=None."
-            .format(info["cpu_model"] or "unknown model", " ".join(info["cpu_flags"]) or "none"))
-
-
-def warn_if_emulated(policy):
-    """Warn (once per model build) when :func:`emulated_bfloat16_warning` has something."""
-    message = emulated_bfloat16_warning(policy)
-    if message:
-        warnings.warn(message, RuntimeWarning, stacklevel=3)

@@ -51,22 +51,6 @@ def test_cpu_has_bfloat16_reads_the_cpu_flags(tmp_path):
     assert not precision.cpu_has_bfloat16(str(tmp_path / "missing"))
 
 
-def test_bfloat16_on_a_cpu_without_native_bfloat16_warns(tmp_path):
-    amx = tmp_path / "amx"
-    amx.write_text("model name\t: Xeon X\nflags\t\t: fpu avx2 avx512f amx_bf16\n")
-    plain = tmp_path / "plain"
-    plain.write_text("model name\t: Core Y\nflags\t\t: fpu sse avx2 fma\n")
-    warning = precision.emulated_bfloat16_warning
-    message = warning("mixed_bfloat16", str(plain), gpu_count=0)
-    assert "Core Y" in message and "avx2 fma" in message and "MIXED_PRECISION=None" in message
-    # Native bfloat16, a GPU, another policy or an unreadable CPU description: no warning.
-    assert warning("mixed_bfloat16", str(amx), gpu_count=0) is None
-    assert warning("mixed_bfloat16", str(plain), gpu_count=1) is None
-    assert warning("mixed_float16", str(plain), gpu_count=0) is None
-    assert warning(None, str(plain), gpu_count=0) is None
-    assert warning("mixed_bfloat16", str(tmp_path / "missing"), gpu_count=0) is None
-
-
 def test_mixed_graph_keeps_box_math_and_losses_float32():
     model = modellib.MaskRCNN("training", mixed_config("mixed_bfloat16"), "/tmp/unused")
     km = model.keras_model
