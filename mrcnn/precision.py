@@ -71,7 +71,8 @@ def cpu_info(cpuinfo="/proc/cpuinfo"):
 
 
 def cpu_has_bfloat16(cpuinfo="/proc/cpuinfo"):
-    """True when the CPU computes bfloat16 natively (AMX or AVX512-BF16). Without them
-    bfloat16 is emulated and slower than float32."""
+    """True when the CPU computes bfloat16 natively (AMX or AVX512-BF16). Other CPUs have no
+    bfloat16 arithmetic; bfloat16 was not measured on one, and the shapes demo uses float32
+    there."""
     flags = cpu_info(cpuinfo)["cpu_flags"]
     return any(flag in flags for flag in BFLOAT16_CPU_FLAGS)

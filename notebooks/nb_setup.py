@@ -85,7 +85,7 @@ if FAST:
 else:
     TRAIN_IMAGES, VAL_IMAGES, EVAL_IMAGES, EPOCHS = 500, 50, 50, 8
 # Longer training for better pictures: e.g. MRCNN_NOTEBOOK_EPOCHS=10 (`make demo` trains 4
-# epochs of 100 steps, the last at a tenth of the rate, to mAP@0.5 0.922-0.952 in twelve runs).
+# epochs of 100 steps, the last at a tenth of the rate, to mAP@0.5 0.922-0.952 in twelve demo runs).
 EPOCHS = int(os.environ.get("MRCNN_NOTEBOOK_EPOCHS") or EPOCHS)
 
 
