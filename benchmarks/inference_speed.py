@@ -76,7 +76,9 @@ def child(kind, runs):
                       "tensorflow": tf.__version__}))
 
 
-# --postprocess cases: (config overrides, original image shape).
+# --postprocess cases: (config overrides, original image shape). shapes_128 keeps the demo
+# preset's head widths of when it was measured (docs/BENCHMARKS.md, "detect()'s
+# post-processing in TensorFlow").
 POSTPROCESS_CASES = {
     "shapes_128": ({"DETECTION_MAX_INSTANCES": 100, "MASK_HEAD_CHANNELS": 128,
                     "RPN_CONV_CHANNELS": 512}, (120, 128, 3)),

@@ -121,6 +121,11 @@ def forward_flops(keras_model, batch):
 MATMUL_RATES = {}
 
 
+def rate_dtype(config):
+    """The dtype of the matmul rate a config's step is compared with."""
+    return "bfloat16" if config.MIXED_PRECISION == "mixed_bfloat16" else "float32"
+
+
 def matmul_rate(dtype=tf.float32, size=2048, steps=10):
     """GFLOP/s of a [size, size] x [size, size] matmul in ``dtype`` (every thread TF uses)."""
     a = tf.cast(tf.random.normal([size, size]), dtype)
@@ -240,7 +245,7 @@ def profile(config, steps):
 
     flops = forward_flops(km, batch)
     achieved = 3 * flops / step_s / 1e9
-    rate = MATMUL_RATES["bfloat16" if config.MIXED_PRECISION == "mixed_bfloat16" else "float32"]
+    rate = MATMUL_RATES[rate_dtype(config)]
     return {
         "batch_size": config.BATCH_SIZE, "image_shape": [int(v) for v in config.IMAGE_SHAPE],
         "seconds_per_step": round(step_s, 4), "first_step_s": round(first_step_s, 2),
@@ -265,17 +270,21 @@ def main():
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
     overrides = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}
-    for dtype in (tf.float32, tf.bfloat16):
-        MATMUL_RATES[dtype.name] = matmul_rate(dtype)
+    runs = []
+    for name in args.variants:
+        attrs = dict(VARIANTS[name])
+        switches = [attrs.pop(key, False) for key in
+                    ("keras_batchnorm", "keras_optimizer", "keras_deferred_build")]
+        config = type("Profile", (PRESETS[args.preset],), dict(attrs, SEED=0, **overrides))()
+        runs.append((name, config, switches))
+    # Only the dtypes the variants use: a bfloat16 matmul fails where oneDNN has no bfloat16
+    # kernel (e.g. under ONEDNN_MAX_CPU_ISA=AVX2) even when only float32 is profiled.
+    for dtype in sorted({rate_dtype(config) for _, config, _ in runs}):
+        MATMUL_RATES[dtype] = matmul_rate(getattr(tf, dtype))
     results = {"machine": machine(), "preset": args.preset, "overrides": overrides,
                "matmul_gflop_per_s": {k: round(v, 1) for k, v in MATMUL_RATES.items()},
                "variants": {}}
-    for name in args.variants:
-        attrs = dict(VARIANTS[name])
-        unfused = attrs.pop("keras_batchnorm", False)
-        keras_update = attrs.pop("keras_optimizer", False)
-        deferred = attrs.pop("keras_deferred_build", False)
-        config = type("Profile", (PRESETS[args.preset],), dict(attrs, SEED=0, **overrides))()
+    for name, config, (unfused, keras_update, deferred) in runs:
         with keras_batchnorm(unfused), keras_optimizer(keras_update), \
                 keras_deferred_build(deferred):
             results["variants"][name] = profile(config, args.steps)

@@ -163,7 +163,7 @@ class ScratchShapesConfig(ShapesConfig):
     FPN_CLASSIF_FC_LAYERS_SIZE = 256
     TOP_DOWN_PYRAMID_SIZE = 128
     # Mask head 64 wide, RPN convolution 256 and no L2 term: the step 19 % shorter in bfloat16,
-    # 30 % in float32, the same mAP in three runs (docs/BENCHMARKS.md, fifth pass). Matterport's
+    # 30 % in float32, the same mAP (docs/BENCHMARKS.md, fifth and sixth passes). Matterport's
     # L2 term divides each tensor's sum of squares by its size, so its gradient on a large
     # kernel is ~1e-10 of the weight per step, yet it cost 7 % of the step.
     MASK_HEAD_CHANNELS = 64
