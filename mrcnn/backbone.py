@@ -6,27 +6,47 @@ Layer names match Matterport's so that its ``.h5`` weights load by name: ``conv1
 
 from keras import layers
 
+from mrcnn.config import RESNET_STYLES
 from mrcnn.layers import normalization
 
 # Identity blocks in stage 4 after the conv block: b..f for ResNet-50, b..w for ResNet-101.
 STAGE4_IDENTITY_BLOCKS = {"resnet50": 5, "resnet101": 22}
 
+# Config.RESNET_STYLE: "matterport" (Keras' ResNet: the stride in the first 1x1 of a block,
+# TensorFlow's "same" padding, convolutions with a bias) or "torchvision" (ResNet v1.5: the
+# stride in the 3x3, PyTorch's symmetric padding of the strided 3x3 and of the stem's max pool,
+# convolutions without a bias). Layer names are the same in both.
+
+
+def _conv(x, filters, kernel_size, strides, name, use_bias, symmetric):
+    """A convolution with "same" output size; ``symmetric`` pads (k - 1) / 2 on every side as
+    PyTorch does, where TensorFlow's "same" pads a strided convolution of an even input one
+    pixel more at the bottom and right than at the top and left (so the two differ)."""
+    if symmetric and max(strides) > 1 and kernel_size > 1:
+        x = layers.ZeroPadding2D((kernel_size - 1) // 2, name=name + "_pad")(x)
+        return layers.Conv2D(filters, (kernel_size, kernel_size), strides=strides,
+                             padding="valid", name=name, use_bias=use_bias)(x)
+    return layers.Conv2D(filters, (kernel_size, kernel_size), strides=strides, padding="same",
+                         name=name, use_bias=use_bias)(x)
+
 
 def _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_bias, train_bn,
-                norm, zero_init):
-    """The main path of a ResNet block: 1x1 (strided) -> kxk -> 1x1, each normalized.
+                norm, zero_init, style="matterport"):
+    """The main path of a ResNet block: 1x1 -> kxk -> 1x1, each normalized; the stride in the
+    first 1x1 (style "matterport") or in the kxk ("torchvision", see RESNET_STYLES).
 
     zero_init: the last normalization's scale starts at 0, so that the block starts as the
     identity of its shortcut (Goyal et al. 2017; torchvision's ``zero_init_residual``)."""
     f1, f2, f3 = filters
     conv_name = "res{}{}_branch".format(stage, block)
     bn_name = "bn{}{}_branch".format(stage, block)
-    x = layers.Conv2D(f1, (1, 1), strides=strides, name=conv_name + "2a",
-                      use_bias=use_bias)(input_tensor)
+    torchvision = style == "torchvision"
+    x = layers.Conv2D(f1, (1, 1), strides=(1, 1) if torchvision else strides,
+                      name=conv_name + "2a", use_bias=use_bias)(input_tensor)
     x = normalization(norm, train_bn, bn_name + "2a")(x)
     x = layers.Activation("relu")(x)
-    x = layers.Conv2D(f2, (kernel_size, kernel_size), padding="same", name=conv_name + "2b",
-                      use_bias=use_bias)(x)
+    x = _conv(x, f2, kernel_size, strides if torchvision else (1, 1), conv_name + "2b",
+              use_bias, torchvision)
     x = normalization(norm, train_bn, bn_name + "2b")(x)
     x = layers.Activation("relu")(x)
     x = layers.Conv2D(f3, (1, 1), name=conv_name + "2c", use_bias=use_bias)(x)
@@ -34,19 +54,19 @@ def _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_b
 
 
 def identity_block(input_tensor, kernel_size, filters, stage, block, use_bias=True,
-                   train_bn=True, norm="batch", zero_init=False):
+                   train_bn=True, norm="batch", zero_init=False, style="matterport"):
     """ResNet block without a conv on the shortcut: main path plus the input."""
     x = _bottleneck(input_tensor, kernel_size, filters, stage, block, (1, 1), use_bias,
-                    train_bn, norm, zero_init)
+                    train_bn, norm, zero_init, style)
     x = layers.Add()([x, input_tensor])
     return layers.Activation("relu", name="res{}{}_out".format(stage, block))(x)
 
 
 def conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2), use_bias=True,
-               train_bn=True, norm="batch", zero_init=False):
+               train_bn=True, norm="batch", zero_init=False, style="matterport"):
     """ResNet block with a strided 1x1 conv on the shortcut (first block of a stage)."""
     x = _bottleneck(input_tensor, kernel_size, filters, stage, block, strides, use_bias,
-                    train_bn, norm, zero_init)
+                    train_bn, norm, zero_init, style)
     shortcut = layers.Conv2D(filters[2], (1, 1), strides=strides,
                              name="res{}{}_branch1".format(stage, block),
                              use_bias=use_bias)(input_tensor)
@@ -55,23 +75,41 @@ def conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2),
     return layers.Activation("relu", name="res{}{}_out".format(stage, block))(x)
 
 
-def resnet_graph(input_image, architecture, train_bn=True, norm="batch", zero_init=False):
+def stem(input_image, train_bn=True, norm="batch", style="matterport", filters=64):
+    """Stage 1: 7x7/2 convolution, normalization, ReLU, 3x3/2 max pool: [B, H, W, C] ->
+    [B, H/4, W/4, filters]."""
+    torchvision = style == "torchvision"
+    x = layers.ZeroPadding2D((3, 3))(input_image)
+    x = layers.Conv2D(filters, (7, 7), strides=(2, 2), name="conv1",
+                      use_bias=not torchvision)(x)
+    x = normalization(norm, train_bn, "bn_conv1")(x)
+    x = layers.Activation("relu")(x)
+    if torchvision:
+        # PyTorch pads the max pool by one on every side; after the ReLU zeros act as its
+        # -inf padding.
+        x = layers.ZeroPadding2D((1, 1), name="pool1_pad")(x)
+        return layers.MaxPooling2D((3, 3), strides=(2, 2), padding="valid")(x)
+    return layers.MaxPooling2D((3, 3), strides=(2, 2), padding="same")(x)
+
+
+def resnet_graph(input_image, architecture, train_bn=True, norm="batch", zero_init=False,
+                 style="matterport"):
     """ResNet feature maps [C1, C2, C3, C4, C5] at strides 2, 4, 8, 16, 32.
 
     architecture: "resnet50" or "resnet101"; norm: Config.NORM (see layers.normalization);
-    zero_init: Config.ZERO_INIT_RESIDUAL (each block's last normalization starts at scale 0).
+    zero_init: Config.ZERO_INIT_RESIDUAL (each block's last normalization starts at scale 0);
+    style: Config.RESNET_STYLE (see RESNET_STYLES).
     (Matterport's ``stage5=False`` is gone: the FPN always needs C5.)
     """
     if architecture not in STAGE4_IDENTITY_BLOCKS:
         raise ValueError("architecture must be resnet50 or resnet101, got {!r}".format(
             architecture))
-    # Stage 1: [B, H, W, C] -> [B, H/4, W/4, 64]
-    x = layers.ZeroPadding2D((3, 3))(input_image)
-    x = layers.Conv2D(64, (7, 7), strides=(2, 2), name="conv1", use_bias=True)(x)
-    x = normalization(norm, train_bn, "bn_conv1")(x)
-    kw = {"train_bn": train_bn, "norm": norm, "zero_init": zero_init}
-    x = layers.Activation("relu")(x)
-    C1 = x = layers.MaxPooling2D((3, 3), strides=(2, 2), padding="same")(x)
+    if style not in RESNET_STYLES:
+        raise ValueError("RESNET_STYLE must be one of {}, got {!r}".format(RESNET_STYLES,
+                                                                         style))
+    kw = {"train_bn": train_bn, "norm": norm, "zero_init": zero_init, "style": style,
+          "use_bias": style != "torchvision"}
+    C1 = x = stem(input_image, train_bn, norm, style)
     # Stage 2
     x = conv_block(x, 3, [64, 64, 256], stage=2, block="a", strides=(1, 1), **kw)
     x = identity_block(x, 3, [64, 64, 256], stage=2, block="b", **kw)

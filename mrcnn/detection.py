@@ -14,7 +14,10 @@ class DetectionLayer(layers.Layer):
     Each RoI takes its most likely class; its box is refined with that class's deltas and
     clipped to the image window; background and RoIs below DETECTION_MIN_CONFIDENCE are dropped;
     NMS runs per class (``tf.image.combined_non_max_suppression``), and the best
-    DETECTION_MAX_INSTANCES remain.
+    DETECTION_MAX_INSTANCES remain. With ``multi_label`` (Config.DETECTION_MULTI_LABEL) every
+    foreground class of a RoI scoring at least DETECTION_MIN_CONFIDENCE is a candidate, with
+    its own class's refined box (torchvision, detectron2), so one RoI can give several
+    detections.
 
     Inputs: rois [batch, N, 4] normalized; mrcnn_class [batch, N, NUM_CLASSES] probabilities;
     mrcnn_bbox [batch, N, NUM_CLASSES, 4] deltas; image_meta [batch, meta_size].
@@ -23,7 +26,7 @@ class DetectionLayer(layers.Layer):
     """
 
     def __init__(self, max_instances, min_confidence, nms_threshold,
-                 bbox_std_dev=(0.1, 0.1, 0.2, 0.2), **kwargs):
+                 bbox_std_dev=(0.1, 0.1, 0.2, 0.2), multi_label=False, **kwargs):
         super().__init__(**kwargs)
         # Per-class NMS with data-dependent counts does not compile with XLA (see PyramidROIAlign).
         self.supports_jit = False
@@ -31,17 +34,31 @@ class DetectionLayer(layers.Layer):
         self.min_confidence = float(min_confidence)
         self.nms_threshold = float(nms_threshold)
         self.bbox_std_dev = [float(v) for v in bbox_std_dev]
+        self.multi_label = bool(multi_label)
+
+    def _multi_label(self, rois, probs, deltas, window):
+        """torchvision's and detectron2's rule: every foreground class of every RoI is a
+        candidate with its own refined box; those over min_confidence go to per-class NMS.
+        Returns (boxes [B, N, C - 1, 4], scores [B, N, C - 1])."""
+        std = tf.constant(self.bbox_std_dev, shape=[1, 1, 1, 4])
+        class_rois = tf.broadcast_to(rois[:, :, tf.newaxis], tf.shape(deltas[:, :, 1:]))
+        boxes = box_ops.apply_box_deltas_graph(class_rois, deltas[:, :, 1:] * std)
+        boxes = box_ops.clip_boxes_graph(boxes, window[:, tf.newaxis])   # [B, N, C - 1, 4]
+        scores = probs[:, :, 1:]
+        return boxes, tf.where(scores >= self.min_confidence, scores, 0.0)
 
     def call(self, inputs):
         rois, probs, deltas, image_meta = inputs
+        meta = box_ops.parse_image_meta_graph(image_meta)
+        window = box_ops.norm_boxes_graph(meta["window"], meta["image_shape"][0, :2])
+        if self.multi_label:
+            return self._nms(*self._multi_label(rois, probs, deltas, window))
         num_classes = tf.shape(probs)[2]
         class_ids = tf.argmax(probs, axis=2, output_type=tf.int32)       # [B, N]
         scores = tf.reduce_max(probs, axis=2)                             # [B, N]
         class_deltas = tf.gather(deltas, class_ids, batch_dims=2)         # [B, N, 4]
         boxes = box_ops.apply_box_deltas_graph(
             rois, class_deltas * tf.constant(self.bbox_std_dev, shape=[1, 1, 4]))
-        meta = box_ops.parse_image_meta_graph(image_meta)
-        window = box_ops.norm_boxes_graph(meta["window"], meta["image_shape"][0, :2])
         boxes = box_ops.clip_boxes_graph(boxes, window)                   # window: [B, 4]
 
         # Per-class NMS over one score column per foreground class: a RoI scores only in the
@@ -49,8 +66,13 @@ class DetectionLayer(layers.Layer):
         keep = (class_ids > 0) & (scores >= self.min_confidence)
         one_hot = tf.one_hot(class_ids - 1, num_classes - 1)             # [B, N, C - 1]
         class_scores = one_hot * tf.where(keep, scores, 0.0)[..., tf.newaxis]
+        return self._nms(boxes[:, :, tf.newaxis, :], class_scores)
+
+    def _nms(self, boxes, class_scores):
+        """Per-class NMS of boxes [B, N, 1 or C - 1, 4] scored [B, N, C - 1] (0: not a
+        candidate) -> the detections [B, max_instances, 6], zero-padded."""
         nms_boxes, nms_scores, nms_classes, valid = tf.image.combined_non_max_suppression(
-            boxes[:, :, tf.newaxis, :], class_scores,
+            boxes, class_scores,
             max_output_size_per_class=self.max_instances, max_total_size=self.max_instances,
             iou_threshold=self.nms_threshold, score_threshold=1e-9, pad_per_class=False,
             clip_boxes=False)
@@ -65,5 +87,6 @@ class DetectionLayer(layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(max_instances=self.max_instances, min_confidence=self.min_confidence,
-                      nms_threshold=self.nms_threshold, bbox_std_dev=self.bbox_std_dev)
+                      nms_threshold=self.nms_threshold, bbox_std_dev=self.bbox_std_dev,
+                      multi_label=self.multi_label)
         return config

@@ -26,7 +26,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from mrcnn import image_meta, portable_ops
+from mrcnn import image_meta, portable_ops, postprocess, transform
 from mrcnn.serving import export_saved_model
 
 FORMATS = ("savedmodel", "tflite", "onnx")
@@ -53,13 +53,14 @@ class CoreGraph(tf.Module):
         self.batch = int(config.BATCH_SIZE)
         # NumPy, made constants inside the trace: tf2onnx would turn captured eager tensors
         # into extra graph inputs.
-        self.mean_pixel = np.asarray(config.MEAN_PIXEL, np.float32)
+        self.mean_pixel, self.pixel_std = transform.pixel_stats(config)
         self.anchors = np.asarray(mrcnn_model.get_anchors(config.IMAGE_SHAPE), np.float32)
         self.metadata = {
             "image_size": self.size, "channels": self.channels,
             "min_dim": int(config.IMAGE_MIN_DIM or 0),
             "min_scale": float(config.IMAGE_MIN_SCALE or 0),
             "mask_threshold": float(config.DETECTION_MASK_THRESHOLD),
+            "mask_paste": postprocess.paste_mode(config),
             "max_instances": int(config.DETECTION_MAX_INSTANCES),
             "num_classes": self.num_classes,
         }
@@ -68,7 +69,8 @@ class CoreGraph(tf.Module):
             tf.TensorSpec([4], tf.float32, name="window")])
 
     def _serve(self, image, window):
-        molded = tf.cast(image, tf.float32) - self.mean_pixel
+        molded = transform.normalize_pixels(tf.cast(image, tf.float32), self.mean_pixel,
+                                            self.pixel_std)
         # Only image_shape and window are read by the graph; the other fields are placeholders.
         square = [float(self.size), float(self.size), float(self.channels)]
         fields = {"image_id": 0.0, "original_image_shape": square, "image_shape": square,

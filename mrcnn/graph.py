@@ -13,7 +13,7 @@ from mrcnn.backbone import fpn_graph, resnet_graph
 from mrcnn.config import config_train_bn
 from mrcnn.detection import DetectionLayer
 from mrcnn.layers import ActiveClassIds, DetectionBoxes, LeadingRois, NormBoxes
-from mrcnn.rpn import AnchorsLayer, ProposalLayer, build_rpn_model
+from mrcnn.rpn import AnchorLevels, AnchorsLayer, ProposalLayer, build_rpn_model
 from mrcnn.targets import DetectionTargetLayer
 from mrcnn.training import TrainingModel
 
@@ -100,7 +100,8 @@ def build_features(input_image, config):
         else:
             _, C2, C3, C4, C5 = resnet_graph(input_image, config.BACKBONE, train_bn=train_bn,
                                              norm=config.NORM,
-                                             zero_init=config.ZERO_INIT_RESIDUAL)
+                                             zero_init=config.ZERO_INIT_RESIDUAL,
+                                             style=config.RESNET_STYLE)
         P2, P3, P4, P5, P6 = fpn_graph(C2, C3, C4, C5, config.TOP_DOWN_PYRAMID_SIZE,
                                        config.NORM)
     return [P2, P3, P4, P5, P6], [P2, P3, P4, P5]
@@ -114,12 +115,17 @@ def build_rpn(feature_maps, anchors, config, training):
     level_outputs = [rpn([p]) for p in feature_maps]
     out = {name: KL.Concatenate(axis=1, name=name)([o[i] for o in level_outputs])
            for i, name in enumerate(["rpn_class_logits", "rpn_class", "rpn_bbox"])}
+    proposal_inputs = [out["rpn_class"], out["rpn_bbox"], anchors]
+    if config.RPN_PROPOSALS_PER_LEVEL:
+        proposal_inputs.append(AnchorLevels(name="anchor_levels")(
+            [o[0] for o in level_outputs]))
     out["rpn_rois"] = ProposalLayer(
         proposal_count=config.POST_NMS_ROIS_TRAINING if training
         else config.POST_NMS_ROIS_INFERENCE,
         nms_threshold=config.RPN_NMS_THRESHOLD, pre_nms_limit=config.PRE_NMS_LIMIT,
-        rpn_bbox_std_dev=config.RPN_BBOX_STD_DEV, name="ROI")(
-            [out["rpn_class"], out["rpn_bbox"], anchors])
+        rpn_bbox_std_dev=config.RPN_BBOX_STD_DEV,
+        num_levels=len(feature_maps) if config.RPN_PROPOSALS_PER_LEVEL else 0, name="ROI")(
+            proposal_inputs)
     return out
 
 
@@ -171,6 +177,7 @@ def build_inference_heads(inputs, rpn, feature_maps, config, parts):
     detections = DetectionLayer(config.DETECTION_MAX_INSTANCES,
                                 config.DETECTION_MIN_CONFIDENCE,
                                 config.DETECTION_NMS_THRESHOLD, config.BBOX_STD_DEV,
+                                multi_label=config.DETECTION_MULTI_LABEL,
                                 name="mrcnn_detection")(
         [rpn["rpn_rois"], class_probs, bbox, meta])
     detection_boxes = DetectionBoxes(name="detection_boxes")(detections)

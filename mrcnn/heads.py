@@ -9,7 +9,7 @@ from keras import layers
 from mrcnn import precision
 from mrcnn.config import config_train_bn
 from mrcnn.layers import normalization
-from mrcnn.roi_align import PyramidROIAlign
+from mrcnn.roi_align import PyramidROIAlign, roi_align_options
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
@@ -51,18 +51,22 @@ class RoiDistributed(layers.Wrapper):
 
 
 def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
-                         fc_layers_size=1024, norm="batch", compute_dtype=None):
+                         fc_layers_size=1024, norm="batch", compute_dtype=None,
+                         roi_align=None):
     """Classifier and box regression head.
 
     rois: [batch, num_rois, (y1, x1, y2, x2)] normalized; feature_maps: [P2, P3, P4, P5].
     compute_dtype: a mixed dtype policy for the two "fully connected" convolutions
-    (Config.MIXED_PRECISION); the logits, softmax and box deltas are float32.
+    (Config.MIXED_PRECISION); the logits, softmax and box deltas are float32. roi_align: the
+    RoIAlign options of ``PyramidROIAlign`` ({} or None: Matterport's; see
+    ``roi_align.roi_align_options``).
     Returns:
         logits: [batch, num_rois, NUM_CLASSES] (before softmax)
         probs: [batch, num_rois, NUM_CLASSES]
         bbox: [batch, num_rois, NUM_CLASSES, (dy, dx, log(dh), log(dw))]
     """
-    x = PyramidROIAlign([pool_size, pool_size], name="roi_align_classifier")(
+    x = PyramidROIAlign([pool_size, pool_size], name="roi_align_classifier",
+                        **(roi_align or {}))(
         [rois, image_meta] + feature_maps)                   # [B, R, pool, pool, C]
     # Two "fully connected" layers as convolutions: a pool x pool conv then a 1x1 conv.
     with precision.compute_scope(compute_dtype):
@@ -84,16 +88,16 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
 
 
 def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
-                         channels=256, norm="batch", compute_dtype=None):
+                         channels=256, norm="batch", compute_dtype=None, roi_align=None):
     """Mask head: 4 x (3x3 conv, BN, ReLU), a 2x deconv, and a 1x1 conv to one logit per class.
 
     channels: width of the convolutions (256 in Matterport). The sigmoid is applied by the
     caller (``mask_probabilities``): the loss takes the logits. compute_dtype: a mixed dtype
     policy for the convolutions and the deconvolution (Config.MIXED_PRECISION); the logits
-    are float32.
+    are float32. roi_align: as in :func:`fpn_classifier_graph`.
     Returns [batch, num_rois, 2 * pool_size, 2 * pool_size, NUM_CLASSES] mask logits.
     """
-    x = PyramidROIAlign([pool_size, pool_size], name="roi_align_mask")(
+    x = PyramidROIAlign([pool_size, pool_size], name="roi_align_mask", **(roi_align or {}))(
         [rois, image_meta] + feature_maps)
     with precision.compute_scope(compute_dtype):
         for i in range(1, 5):
@@ -120,7 +124,8 @@ def classifier_head(rois, feature_maps, image_meta, config):
     return fpn_classifier_graph(rois, feature_maps, image_meta, config.POOL_SIZE,
                                 config.NUM_CLASSES, train_bn=config_train_bn(config),
                                 fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE,
-                                norm=config.NORM, compute_dtype=config.MIXED_PRECISION)
+                                norm=config.NORM, compute_dtype=config.MIXED_PRECISION,
+                                roi_align=roi_align_options(config))
 
 
 def mask_head(rois, feature_maps, image_meta, config):
@@ -130,4 +135,5 @@ def mask_head(rois, feature_maps, image_meta, config):
                                 1 if config.MASK_CLASS_AGNOSTIC else config.NUM_CLASSES,
                                 train_bn=config_train_bn(config),
                                 channels=config.MASK_HEAD_CHANNELS, norm=config.NORM,
-                                compute_dtype=config.MIXED_PRECISION)
+                                compute_dtype=config.MIXED_PRECISION,
+                                roi_align=roi_align_options(config))

@@ -279,9 +279,10 @@ class MaskRCNN:
         # SavedModel signature runs the same ops): dynamic shapes, so nothing retraces.
         molded_shape = np.asarray(molded_images.shape[1:3], np.int32)
         threshold = np.float32(self.config.DETECTION_MASK_THRESHOLD)
+        unmold = postprocess.UNMOLD_FNS[postprocess.paste_mode(self.config)]
         results = []
         for i in range(count):
-            rois, class_ids, scores, masks = postprocess.unmold_detections_fn(
+            rois, class_ids, scores, masks = unmold(
                 np.asarray(detections[i], np.float32), np.asarray(mrcnn_mask[i], np.float32),
                 np.asarray(original_shapes[i][:2], np.int32), molded_shape,
                 np.asarray(windows[i], np.int32), threshold)

@@ -89,8 +89,9 @@ def combined_non_max_suppression(boxes, scores, max_output_size_per_class, max_t
                                  pad_per_class=False, clip_boxes=True, name=None):
     """``tf.image.combined_non_max_suppression`` as one NMS V5 per class and a top-k.
 
-    Supports what ``DetectionLayer`` uses: boxes [batch, N, 1, 4] shared by every class,
-    scores [batch, N, classes], static batch and class counts, ``pad_per_class=False``.
+    Supports what ``DetectionLayer`` uses: boxes [batch, N, 1, 4] shared by every class or
+    [batch, N, classes, 4] one per class (multi-label detection), scores [batch, N, classes],
+    static batch and class counts, ``pad_per_class=False``.
     Returns (boxes [batch, max_total_size, 4], scores, classes (float), valid [batch] int32),
     best first and zero-padded, like the original.
     """
@@ -102,29 +103,31 @@ def combined_non_max_suppression(boxes, scores, max_output_size_per_class, max_t
             score_threshold, pad_per_class, clip_boxes, name)
     if pad_per_class:
         raise ValueError("pad_per_class=True is not supported")
-    if boxes.shape[2] != 1 or boxes.shape[0] is None or scores.shape[2] is None:
-        raise ValueError("need boxes [batch, N, 1, 4] and scores [batch, N, classes] with a "
-                         "static batch and class count; got {} and {}".format(boxes.shape,
-                                                                             scores.shape))
+    if boxes.shape[2] not in (1, scores.shape[2]) or boxes.shape[0] is None or \
+            scores.shape[2] is None:
+        raise ValueError("need boxes [batch, N, 1 or classes, 4] and scores [batch, N, "
+                         "classes] with a static batch and class count; got {} and {}".format(
+                             boxes.shape, scores.shape))
     if not math.isfinite(score_threshold):
         raise ValueError("need a finite score_threshold, got {}".format(score_threshold))
     total = int(max_total_size)
     per_class = int(max_output_size_per_class)
     out_boxes, out_scores, out_classes, out_valid = [], [], [], []
+    per_class_boxes = boxes.shape[2] > 1
+    below = score_threshold - 1.0
     for b in range(boxes.shape[0]):
-        image_boxes = boxes[b, :, 0]
-        if clip_boxes:
-            image_boxes = tf.clip_by_value(image_boxes, 0.0, 1.0)
-        # TensorFlow's NMS gives a zero-area box an IoU of 0 with everything: it is never
-        # suppressed and suppresses nothing. TFLite's NMS V5 kernel instead returns such a box
-        # over and over, so zero-area boxes skip NMS and join each class's picks directly.
-        area = tf.abs((image_boxes[:, 2] - image_boxes[:, 0]) *
-                      (image_boxes[:, 3] - image_boxes[:, 1]))
-        flat = area <= 0.0
-        below = score_threshold - 1.0
-        all_index = tf.range(tf.shape(image_boxes)[0])
-        picks, picked_scores = [], []
+        picked_scores, picked_boxes = [], []
+        candidates = tf.clip_by_value(boxes[b], 0.0, 1.0) if clip_boxes else boxes[b]
         for c in range(scores.shape[2]):
+            image_boxes = candidates[:, c if per_class_boxes else 0]
+            # TensorFlow's NMS gives a zero-area box an IoU of 0 with everything: it is never
+            # suppressed and suppresses nothing. TFLite's NMS V5 kernel instead returns such
+            # a box over and over, so zero-area boxes skip NMS and join each class's picks
+            # directly.
+            area = tf.abs((image_boxes[:, 2] - image_boxes[:, 0]) *
+                          (image_boxes[:, 3] - image_boxes[:, 1]))
+            flat = area <= 0.0
+            all_index = tf.range(tf.shape(image_boxes)[0])
             class_scores = scores[b, :, c]
             # NMS V5 is a TFLite builtin (and an ONNX NonMaxSuppression). Padded to a fixed
             # size, because TFLite's kernel always pads; it drops boxes at or below
@@ -139,10 +142,11 @@ def combined_non_max_suppression(boxes, scores, max_output_size_per_class, max_t
             flat_scores = tf.where(flat & (class_scores > score_threshold), class_scores, -1.0)
             # The class keeps its per_class best of the NMS picks and the zero-area boxes.
             best, order = tf.math.top_k(tf.concat([score, flat_scores], axis=0), per_class)
-            picks.append(tf.gather(tf.concat([index, all_index], axis=0), order))
+            pick = tf.gather(tf.concat([index, all_index], axis=0), order)
             picked_scores.append(best)
-        picks = tf.concat(picks, axis=0)                      # [classes * per_class]
-        picked_scores = tf.concat(picked_scores, axis=0)
+            picked_boxes.append(tf.gather(image_boxes, pick))
+        picked_scores = tf.concat(picked_scores, axis=0)       # [classes * per_class]
+        picked_boxes = tf.concat(picked_boxes, axis=0)        # [classes * per_class, 4]
         best_scores, order = tf.math.top_k(picked_scores, total, sorted=True)
         kept = best_scores >= 0.0
         out_valid.append(tf.reduce_sum(tf.cast(kept, tf.int32)))
@@ -151,8 +155,7 @@ def combined_non_max_suppression(boxes, scores, max_output_size_per_class, max_t
         zero = tf.zeros_like(best_scores)
         out_scores.append(tf.where(kept, best_scores, zero))
         out_classes.append(tf.where(kept, classes, zero))
-        out_boxes.append(tf.where(kept[:, None], tf.gather(image_boxes, tf.gather(picks, order)),
-                                  0.0))
+        out_boxes.append(tf.where(kept[:, None], tf.gather(picked_boxes, order), 0.0))
     return (tf.stack(out_boxes), tf.stack(out_scores), tf.stack(out_classes),
             tf.stack(out_valid))
 

@@ -19,6 +19,18 @@ has dynamic shapes, so image sizes, detection counts and class counts never retr
 import tensorflow as tf
 
 
+PASTE_MODES = ("resize", "aligned", "unaligned")
+
+
+def paste_mode(config):
+    """How detect() pastes a config's masks: "resize" (Matterport: the mask resized into its
+    integer box) with ROI_ALIGN_SAMPLING_RATIO 0, else the inverse of the RoIAlign sampling
+    that cut the mask targets, "aligned" or "unaligned" by ROI_ALIGN_ALIGNED."""
+    if not config.ROI_ALIGN_SAMPLING_RATIO:
+        return "resize"
+    return "aligned" if config.ROI_ALIGN_ALIGNED else "unaligned"
+
+
 def to_pixel_boxes(boxes, window, image_shape, original_shape):
     """Normalized boxes of the molded image -> int32 pixel boxes of the original image.
 
@@ -26,6 +38,13 @@ def to_pixel_boxes(boxes, window, image_shape, original_shape):
     x2) pixels of the original image inside the molded one; image_shape / original_shape: at
     least (height, width) of the molded / original image. Returns [N, 4] int32, y2/x2 exclusive.
     """
+    # tf.round rounds half to even, as np.around does.
+    return tf.cast(tf.round(to_float_pixel_boxes(boxes, window, image_shape, original_shape)),
+                   tf.int32)
+
+
+def to_float_pixel_boxes(boxes, window, image_shape, original_shape):
+    """:func:`to_pixel_boxes` before the rounding: [N, 4] float64 continuous pixel boxes."""
     shape = tf.cast(image_shape[:2], tf.float32)
     # Divisions are divide_no_nan: in a traced graph where the divisor is a constant (the
     # SavedModel's molded shape), TensorFlow turns x / c into x * (1 / c), which changes last
@@ -41,9 +60,7 @@ def to_pixel_boxes(boxes, window, image_shape, original_shape):
     # utils.denorm_boxes, in float64 as there (float32 rounds 397.49998677 up to 398).
     original = tf.cast(original_shape[:2], tf.float64)
     size = tf.stack([original[0] - 1, original[1] - 1, original[0] - 1, original[1] - 1])
-    pixels = tf.cast(boxes, tf.float64) * size + tf.constant([0.0, 0.0, 1.0, 1.0], tf.float64)
-    # tf.round rounds half to even, as np.around does.
-    return tf.cast(tf.round(pixels), tf.int32)
+    return tf.cast(boxes, tf.float64) * size + tf.constant([0.0, 0.0, 1.0, 1.0], tf.float64)
 
 
 def _resize_taps(start, end, first, length, source):
@@ -74,33 +91,100 @@ def _resize_taps(start, end, first, length, source):
             lower_weight, upper_weight)
 
 
-def paste_masks(masks, boxes, height, width, threshold=0.5):
-    """Paste soft masks into full-image binary masks, as ``utils.unmold_mask`` does one by one.
+def _roi_taps(start, end, first, length, source, aligned):
+    """Bilinear taps that paste a mask side of ``source`` cells back where RoIAlign took them
+    (the inverse of :func:`mrcnn.roi_align.roi_align`'s sampling of the mask targets).
 
-    masks: [N, mask_h, mask_w] float probabilities; boxes: [N, (y1, x1, y2, x2)] int32 pixels
-    (they may overhang the image; an empty or inverted box pastes nothing); height, width: the
-    image's size. Each mask is resized to its box (bilinear, see :func:`_resize_taps`),
-    thresholded at ``threshold`` (a pixel is on when its float32 value is >= threshold) and
-    placed, clipped to the image. Returns [height, width, N] bool.
+    start, end: [N] float64 box sides in continuous pixels; first: [N] int32 first pixel wanted;
+    length: how many pixels from ``first``. Cell c of a box holds the value at start + (c + 0.5)
+    * bin (minus half a pixel when aligned), bin = (end - start) / source (at least 1 / source
+    when not aligned); so pixel p (centre p + 0.5 when aligned) reads the mask at
+    (p + offset - start) / bin - 0.5, with cells outside the mask reading 0 (a mask is 0
+    outside its box; torchvision pastes into the box grown by one zero cell for the same).
+    Returns (lower, upper) [N, length] int32 cell indices and their [N, length] float64 weights.
     """
-    boxes = tf.cast(boxes, tf.int32)
+    size = end - start
+    if not aligned:
+        size = tf.maximum(size, 1.0)
+    cells = tf.cast(source, tf.float64)
+    offset = 0.5 if aligned else 0.0
+    pixel = tf.cast(first[:, tf.newaxis] + tf.range(length)[tf.newaxis], tf.float64)
+    coord = (pixel + offset - start[:, tf.newaxis]) * tf.math.divide_no_nan(
+        cells, size)[:, tf.newaxis] - 0.5
+    floor = tf.floor(coord)
+    lower = tf.cast(floor, tf.int32)
+    upper_weight = coord - floor
+    lower_weight = 1.0 - upper_weight
+
+    def inside(index, weight):
+        return tf.where((index >= 0) & (index < source), weight, tf.zeros_like(weight))
+    lower_weight, upper_weight = inside(lower, lower_weight), inside(lower + 1, upper_weight)
+    return (tf.clip_by_value(lower, 0, source - 1), tf.clip_by_value(lower + 1, 0, source - 1),
+            lower_weight, upper_weight)
+
+
+def _paste_region(start, end, limit):
+    """First pixel and pixel count of each box side, clipped to [0, limit): [N] int32 each
+    (count 0 for an empty box)."""
+    first = tf.clip_by_value(start, 0, limit)
+    return first, tf.where(end > start, tf.maximum(tf.minimum(end, limit) - first, 0), 0)
+
+
+def paste_masks(masks, boxes, height, width, threshold=0.5, mode="resize"):
+    """Paste soft masks into full-image binary masks.
+
+    masks: [N, mask_h, mask_w] float probabilities; height, width: the image's size;
+    threshold: a pixel is on when its (float32) value is >= threshold. The pastes are clipped
+    to the image. mode (see :func:`paste_mode`):
+      "resize": Matterport's, as ``utils.unmold_mask`` does one by one: boxes [N, (y1, x1, y2,
+        x2)] int32 pixels (they may overhang the image; an empty or inverted box pastes
+        nothing), each mask resized to its box (bilinear, edge cells repeated, see
+        :func:`_resize_taps`);
+      "aligned" / "unaligned": boxes [N, 4] continuous (float) pixels; each pixel reads the
+        mask where the paper's RoIAlign (aligned or not) sampled it (:func:`_roi_taps`), over
+        the box grown by one cell on each side.
+    Returns [height, width, N] bool.
+    """
+    if mode not in PASTE_MODES:
+        raise ValueError("mode must be one of {}, got {!r}".format(PASTE_MODES, mode))
     height, width = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
     threshold = tf.cast(threshold, tf.float32)
-    count = tf.shape(boxes)[0]
     mask_h, mask_w = tf.shape(masks)[1], tf.shape(masks)[2]
-    y1, x1, y2, x2 = tf.unstack(boxes, 4, axis=1)                 # [N] each
-    # The part of each box inside the image: rows top..top+rows, columns left..left+cols
-    # (clamped so that a box beyond the image pads to an empty mask).
-    top, left = tf.clip_by_value(y1, 0, height), tf.clip_by_value(x1, 0, width)
-    nonempty = (y2 > y1) & (x2 > x1)
-    rows = tf.where(nonempty, tf.maximum(tf.minimum(y2, height) - top, 0), 0)
-    cols = tf.where(nonempty, tf.maximum(tf.minimum(x2, width) - left, 0), 0)
+    if mode == "resize":
+        y1, x1, y2, x2 = tf.unstack(tf.cast(boxes, tf.int32), 4, axis=1)     # [N] each
+        py1, px1, py2, px2 = y1, x1, y2, x2
+    else:
+        y1, x1, y2, x2 = tf.unstack(tf.cast(boxes, tf.float64), 4, axis=1)
+        # A cell's value reaches one cell beyond the box: paste over the grown box.
+        cell_h = tf.math.divide_no_nan(y2 - y1, tf.cast(mask_h, tf.float64))
+        cell_w = tf.math.divide_no_nan(x2 - x1, tf.cast(mask_w, tf.float64))
+        nonempty = (y2 > y1) & (x2 > x1)
+
+        def grown(lo, hi, cell):
+            lo = tf.cast(tf.floor(lo - cell - 1.0), tf.int32)
+            hi = tf.cast(tf.math.ceil(hi + cell + 1.0), tf.int32)
+            return lo, tf.where(nonempty, hi, lo)
+        py1, py2 = grown(y1, y2, cell_h)
+        px1, px2 = grown(x1, x2, cell_w)
+    # The part of each (grown) box inside the image: rows top..top+rows, columns
+    # left..left+cols (clamped so that a box beyond the image pads to an empty mask).
+    top, rows = _paste_region(py1, py2, height)
+    left, cols = _paste_region(px1, px2, width)
+    if mode == "resize":
+        nonempty = (y2 > y1) & (x2 > x1)
+    rows, cols = tf.where(nonempty, rows, 0), tf.where(nonempty, cols, 0)
     # Taps for the largest clipped box; box n uses its first rows[n] / cols[n].
     # (The zero keeps reduce_max defined when there are no boxes.)
     max_rows = tf.reduce_max(tf.concat([rows, [0]], axis=0))
     max_cols = tf.reduce_max(tf.concat([cols, [0]], axis=0))
-    row_lo, row_hi, row_lo_w, row_hi_w = _resize_taps(y1, y2, top, max_rows, mask_h)
-    col_lo, col_hi, col_lo_w, col_hi_w = _resize_taps(x1, x2, left, max_cols, mask_w)
+    if mode == "resize":
+        row_lo, row_hi, row_lo_w, row_hi_w = _resize_taps(y1, y2, top, max_rows, mask_h)
+        col_lo, col_hi, col_lo_w, col_hi_w = _resize_taps(x1, x2, left, max_cols, mask_w)
+    else:
+        aligned = mode == "aligned"
+        row_lo, row_hi, row_lo_w, row_hi_w = _roi_taps(y1, y2, top, max_rows, mask_h, aligned)
+        col_lo, col_hi, col_lo_w, col_hi_w = _roi_taps(x1, x2, left, max_cols, mask_w, aligned)
+    count = tf.shape(boxes)[0]
     # scipy sums, per pixel, value * row weight * column weight over the cells (lower row,
     # lower column), (lower, upper), (upper, lower), (upper, upper), in that order, in
     # float64. The row products come first, for all boxes: [N, max_rows, mask_w] each.
@@ -134,7 +218,7 @@ def paste_masks(masks, boxes, height, width, threshold=0.5):
 
 
 def unmold_detections(detections, mrcnn_mask, original_shape, image_shape, window,
-                      threshold=0.5):
+                      threshold=0.5, mode="resize"):
     """One image's raw detections -> boxes, class ids, scores and full-size masks.
 
     detections: [D, (y1, x1, y2, x2, class_id, score)] normalized in the molded image,
@@ -142,7 +226,7 @@ def unmold_detections(detections, mrcnn_mask, original_shape, image_shape, windo
     [D, mask_h, mask_w, 1]: class-agnostic, every class reads channel 0); original_shape /
     image_shape: (height, width[, channels]) of the original / molded image; window: (y1, x1,
     y2, x2) pixels of the original image in the molded one; threshold: mask probability
-    threshold (DETECTION_MASK_THRESHOLD).
+    threshold (DETECTION_MASK_THRESHOLD); mode: how masks are pasted (:func:`paste_mode`).
     Returns boxes [n, 4] int32 original-image pixels, class_ids [n] int32, scores [n] float32,
     masks [H, W, n] bool: the rows before the first padding row, less boxes of zero area.
     """
@@ -152,7 +236,9 @@ def unmold_detections(detections, mrcnn_mask, original_shape, image_shape, windo
     # The detections end at the first padding row (class id 0).
     slots = tf.shape(detections)[0]
     n = tf.reduce_min(tf.where(tf.equal(detections[:, 4], 0.0), tf.range(slots), slots))
-    boxes = to_pixel_boxes(detections[:n, :4], window, image_shape, original_shape)
+    float_boxes = to_float_pixel_boxes(detections[:n, :4], window, image_shape, original_shape)
+    # tf.round rounds half to even, as np.around does.
+    boxes = tf.cast(tf.round(float_boxes), tf.int32)
     class_ids = tf.cast(detections[:n, 4], tf.int32)
     scores = detections[:n, 5]
     # One channel holds class-agnostic masks (MASK_CLASS_AGNOSTIC): every class reads it.
@@ -162,16 +248,25 @@ def unmold_detections(detections, mrcnn_mask, original_shape, image_shape, windo
     keep = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0
     boxes, class_ids = tf.boolean_mask(boxes, keep), tf.boolean_mask(class_ids, keep)
     scores, masks = tf.boolean_mask(scores, keep), tf.boolean_mask(masks, keep)
-    full_masks = paste_masks(masks, boxes, original_shape[0], original_shape[1], threshold)
+    paste_boxes = boxes if mode == "resize" else tf.boolean_mask(float_boxes, keep)
+    full_masks = paste_masks(masks, paste_boxes, original_shape[0], original_shape[1],
+                             threshold, mode)
     return boxes, class_ids, scores, full_masks
 
 
-# detect()'s entry point. Every dimension that varies between calls is None, so new image
-# sizes, molded sizes, detection counts and class counts reuse the one traced graph.
-unmold_detections_fn = tf.function(unmold_detections, input_signature=[
-    tf.TensorSpec([None, 6], tf.float32, name="detections"),
-    tf.TensorSpec([None, None, None, None], tf.float32, name="mrcnn_mask"),
-    tf.TensorSpec([None], tf.int32, name="original_shape"),
-    tf.TensorSpec([None], tf.int32, name="image_shape"),
-    tf.TensorSpec([4], tf.int32, name="window"),
-    tf.TensorSpec([], tf.float32, name="threshold")])
+def _unmold_fn(mode):
+    """detect()'s entry point for a paste mode. Every dimension that varies between calls is
+    None, so new image sizes, molded sizes, detection counts and class counts reuse the one
+    traced graph."""
+    return tf.function(lambda *args: unmold_detections(*args, mode=mode), input_signature=[
+        tf.TensorSpec([None, 6], tf.float32, name="detections"),
+        tf.TensorSpec([None, None, None, None], tf.float32, name="mrcnn_mask"),
+        tf.TensorSpec([None], tf.int32, name="original_shape"),
+        tf.TensorSpec([None], tf.int32, name="image_shape"),
+        tf.TensorSpec([4], tf.int32, name="window"),
+        tf.TensorSpec([], tf.float32, name="threshold")])
+
+
+UNMOLD_FNS = {mode: _unmold_fn(mode) for mode in PASTE_MODES}
+# Matterport's (the default config's) entry point.
+unmold_detections_fn = UNMOLD_FNS["resize"]

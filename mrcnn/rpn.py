@@ -84,22 +84,46 @@ class AnchorsLayer(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
+class AnchorLevels(layers.Layer):
+    """The pyramid level index (0, 1, ...) of every anchor: [batch, num_anchors] int32.
+
+    Input: the RPN's per-level outputs [batch, anchors of the level, ...], in the order the
+    anchors are concatenated (P2 first), so that per-level proposals know which anchors belong
+    together for any image size.
+    """
+
+    def call(self, level_outputs):
+        # zeros_like keeps each level's static anchor count (tf.fill would lose it), which
+        # lets the exported graph fold the NMS loop's shape checks (tf2onnx needs that).
+        return tf.concat([tf.zeros_like(o[..., 0], dtype=tf.int32) + level
+                          for level, o in enumerate(level_outputs)], axis=1)
+
+    def compute_output_shape(self, input_shapes):
+        return (input_shapes[0][0], None)
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
 class ProposalLayer(layers.Layer):
     """Turns anchor scores and deltas into proposals.
 
-    Keeps the ``pre_nms_limit`` best anchors, applies their deltas, clips to the image, and runs
-    NMS (``tf.image.non_max_suppression_padded``, batched).
+    Matterport's (default): keeps the ``pre_nms_limit`` best anchors, applies their deltas,
+    clips to the image, and runs NMS (``tf.image.non_max_suppression_padded``, batched).
+    ``num_levels`` > 0 (Config.RPN_PROPOSALS_PER_LEVEL; torchvision's and detectron2's): the
+    same per pyramid level (its ``pre_nms_limit`` best anchors, its own NMS), then the
+    ``proposal_count`` best of all levels' survivors.
 
     Inputs:
         rpn_probs: [batch, num_anchors, (bg prob, fg prob)]
         rpn_bbox: [batch, num_anchors, (dy, dx, log(dh), log(dw))]
         anchors: [batch, num_anchors, (y1, x1, y2, x2)] normalized
+        (per level) anchor_levels: [batch, num_anchors] int32 level of each anchor
+            (``AnchorLevels``)
     Returns:
         proposals: [batch, proposal_count, (y1, x1, y2, x2)] normalized, best first, zero-padded.
     """
 
     def __init__(self, proposal_count, nms_threshold, pre_nms_limit=6000,
-                 rpn_bbox_std_dev=(0.1, 0.1, 0.2, 0.2), **kwargs):
+                 rpn_bbox_std_dev=(0.1, 0.1, 0.2, 0.2), num_levels=0, **kwargs):
         super().__init__(**kwargs)
         # NMS and top-k with data-dependent counts do not compile with XLA (see PyramidROIAlign).
         self.supports_jit = False
@@ -107,26 +131,55 @@ class ProposalLayer(layers.Layer):
         self.nms_threshold = float(nms_threshold)
         self.pre_nms_limit = int(pre_nms_limit)
         self.rpn_bbox_std_dev = [float(v) for v in rpn_bbox_std_dev]
+        self.num_levels = int(num_levels)
 
-    def call(self, inputs):
-        rpn_probs, rpn_bbox, anchors = inputs
-        scores = rpn_probs[:, :, 1]                                    # [B, A]
-        deltas = rpn_bbox * tf.constant(self.rpn_bbox_std_dev, shape=[1, 1, 4])
+    def _best_boxes(self, scores, deltas, anchors):
+        """Top-k anchors by score, decoded and clipped.
+
+        scores: [B, A] or [B, levels, A] (one row per level); deltas, anchors: [B, A, 4].
+        Returns (boxes [..., k, 4], scores [..., k]), scores sorted.
+        """
         k = tf.minimum(self.pre_nms_limit, tf.shape(anchors)[1])
-        scores, ix = tf.math.top_k(scores, k, sorted=True)             # [B, k]
+        scores, ix = tf.math.top_k(scores, k, sorted=True)             # [B, (L,) k]
         deltas = tf.gather(deltas, ix, batch_dims=1)
         anchors = tf.gather(anchors, ix, batch_dims=1)
-        boxes = box_ops.apply_box_deltas_graph(anchors, deltas)        # [B, k, 4]
+        boxes = box_ops.apply_box_deltas_graph(anchors, deltas)        # [B, (L,) k, 4]
         boxes = box_ops.clip_boxes_graph(boxes, tf.constant([0., 0., 1., 1.]))
         # Proposals are generated for training the heads, not back-propagated through.
-        boxes = tf.stop_gradient(boxes)
-        scores = tf.stop_gradient(scores)
+        return tf.stop_gradient(boxes), tf.stop_gradient(scores)
+
+    def _nms(self, boxes, scores):
+        """Batched NMS over the leading axes: (kept boxes [..., count, 4], their scores
+        [..., count], valid [...])."""
         selected, valid = tf.image.non_max_suppression_padded(
             boxes, scores, self.proposal_count, iou_threshold=self.nms_threshold,
             pad_to_max_output_size=True, sorted_input=True)
-        proposals = tf.gather(boxes, selected, batch_dims=1)          # [B, count, 4]
-        keep = tf.sequence_mask(valid, self.proposal_count, dtype=proposals.dtype)
-        return proposals * keep[..., tf.newaxis]
+        batch_dims = len(selected.shape) - 1
+        return (tf.gather(boxes, selected, batch_dims=batch_dims),
+                tf.gather(scores, selected, batch_dims=batch_dims), valid)
+
+    def call(self, inputs):
+        rpn_probs, rpn_bbox, anchors = inputs[:3]
+        scores = rpn_probs[:, :, 1]                                    # [B, A]
+        deltas = rpn_bbox * tf.constant(self.rpn_bbox_std_dev, shape=[1, 1, 4])
+        if not self.num_levels:
+            proposals, _, valid = self._nms(*self._best_boxes(scores, deltas, anchors))
+            keep = tf.sequence_mask(valid, self.proposal_count, dtype=proposals.dtype)
+            return proposals * keep[..., tf.newaxis]
+        # One row of scores per level, other levels' anchors at -1: below every probability,
+        # so a level's top-k takes them last (a level may have fewer than k anchors) and,
+        # coming after the level's own in the sorted input, they suppress none of them; their
+        # picks are dropped below. One top-k and one NMS batched over (image, level).
+        levels = inputs[3]                                             # [B, A]
+        mine = tf.equal(levels[:, tf.newaxis], tf.range(self.num_levels)[:, tf.newaxis])
+        level_scores = tf.where(mine, scores[:, tf.newaxis], -1.0)     # [B, L, A]
+        boxes, kept, valid = self._nms(*self._best_boxes(level_scores, deltas, anchors))
+        kept = tf.where(tf.sequence_mask(valid, self.proposal_count) & (kept >= 0.0), kept,
+                        -1.0)                                          # [B, L, count]
+        count = self.num_levels * self.proposal_count
+        scores, order = tf.math.top_k(tf.reshape(kept, [-1, count]), self.proposal_count)
+        proposals = tf.gather(tf.reshape(boxes, [-1, count, 4]), order, batch_dims=1)
+        return proposals * tf.cast(scores >= 0.0, proposals.dtype)[..., tf.newaxis]
 
     def compute_output_shape(self, input_shapes):
         return (input_shapes[0][0], self.proposal_count, 4)
@@ -134,5 +187,6 @@ class ProposalLayer(layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(proposal_count=self.proposal_count, nms_threshold=self.nms_threshold,
-                      pre_nms_limit=self.pre_nms_limit, rpn_bbox_std_dev=self.rpn_bbox_std_dev)
+                      pre_nms_limit=self.pre_nms_limit, rpn_bbox_std_dev=self.rpn_bbox_std_dev,
+                      num_levels=self.num_levels)
         return config

@@ -9,10 +9,9 @@ rank or channel count, or an empty one, is an InvalidArgumentError whose message
 expected shape. ``python -m mrcnn.export`` is the command line.
 """
 
-import numpy as np
 import tensorflow as tf
 
-from mrcnn import image_meta, postprocess
+from mrcnn import image_meta, postprocess, transform
 
 
 class _Serving(tf.Module):
@@ -32,7 +31,8 @@ class _Serving(tf.Module):
         self.num_classes = int(config.NUM_CLASSES)
         self.batch = int(config.BATCH_SIZE)
         self.mask_threshold = float(config.DETECTION_MASK_THRESHOLD)
-        self.mean_pixel = tf.constant(np.asarray(config.MEAN_PIXEL, np.float32))
+        self.paste_mode = postprocess.paste_mode(config)
+        self.mean_pixel, self.pixel_std = transform.pixel_stats(config)
         self.anchors = tf.constant(mrcnn_model.get_anchors(config.IMAGE_SHAPE))
         # Any shape: a signature's declared shape is not enforced on callers, and a declared
         # rank lets TensorFlow fold the rank check away, so _check checks the shape at run time.
@@ -71,9 +71,11 @@ class _Serving(tf.Module):
                           lambda: tf.image.resize(pixels, [new_h, new_w]))
         top = (self.max_dim - new_h) // 2
         left = (self.max_dim - new_w) // 2
-        # Pad with black, then subtract the mean (the padding becomes -mean), as detect() does.
-        molded = tf.pad(resized, [[top, self.max_dim - new_h - top],
-                                  [left, self.max_dim - new_w - left], [0, 0]]) - self.mean_pixel
+        # Pad with black, then normalize (the padding becomes -mean), as detect() does.
+        molded = transform.normalize_pixels(
+            tf.pad(resized, [[top, self.max_dim - new_h - top],
+                             [left, self.max_dim - new_w - left], [0, 0]]),
+            self.mean_pixel, self.pixel_std)
         molded = tf.ensure_shape(molded, [self.max_dim, self.max_dim, self.channels])
         window = tf.stack([top, left, top + new_h, left + new_w])      # int32 pixels
         fields = {"image_id": 0.0, "original_image_shape": tf.cast(shape, tf.float32),
@@ -92,7 +94,7 @@ class _Serving(tf.Module):
         # detect()'s own post-processing (mrcnn.postprocess), traced into this graph.
         boxes, class_ids, scores, full_masks = postprocess.unmold_detections(
             detections, masks, shape[:2], [self.max_dim, self.max_dim], window,
-            self.mask_threshold)
+            self.mask_threshold, self.paste_mode)
         return {"boxes": boxes, "class_ids": class_ids, "scores": scores, "masks": full_masks}
 
 

@@ -16,13 +16,32 @@ from mrcnn.image_meta import compose_image_meta
 from mrcnn.images import check_image
 
 
+def pixel_stats(config):
+    """(MEAN_PIXEL, PIXEL_STD or None) as float32 arrays: what molding subtracts and divides by."""
+    std = None if config.PIXEL_STD is None else np.asarray(config.PIXEL_STD, np.float32)
+    return np.asarray(config.MEAN_PIXEL, np.float32), std
+
+
+def normalize_pixels(pixels, mean, std):
+    """(pixels - mean) / std, or pixels - mean when std is None (Matterport's molding).
+
+    The one normalization of detect(), training and the exported graphs: NumPy arrays or
+    float32 tensors, with mean and std from :func:`pixel_stats`.
+    """
+    pixels = pixels - mean
+    return pixels if std is None else pixels / std
+
+
 def mold_image(images, config):
-    """Subtract the mean pixel; returns float32 (the network's input)."""
-    return images.astype(np.float32) - config.MEAN_PIXEL.astype(np.float32)
+    """Subtract the mean pixel (and divide by PIXEL_STD); returns float32 (the network's
+    input)."""
+    return normalize_pixels(images.astype(np.float32), *pixel_stats(config))
 
 
 def unmold_image(normalized_images, config):
     """Inverse of :func:`mold_image`: add the mean pixel back, as uint8."""
+    if config.PIXEL_STD is not None:
+        normalized_images = normalized_images * np.asarray(config.PIXEL_STD, np.float32)
     # Round before the cast: float32 molding leaves 117 as 116.99997, which a cast floors.
     return np.clip(np.round(normalized_images + config.MEAN_PIXEL), 0, 255).astype(np.uint8)
 

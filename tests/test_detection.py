@@ -67,3 +67,47 @@ def test_detection_layer_drops_background_and_low_scores():
     np.testing.assert_allclose(out[0], [0.5, 0.5, 0.9, 0.9, 1, 0.6], atol=1e-6)
     assert np.all(out[1:] == 0)
     assert DetectionLayer.from_config(DetectionLayer(5, 0.5, 0.3).get_config()).max_instances == 5
+
+
+def multi_label_reference(rois, probs, deltas, window, min_conf, nms, max_inst):
+    """torchvision's postprocess_detections in NumPy: every (RoI, foreground class) pair with
+    its class's refined box, scores >= min_conf, NMS per class, the best max_inst."""
+    candidates = []
+    for c in range(1, probs.shape[1]):
+        boxes = utils.apply_box_deltas(rois, deltas[:, c] * STD)
+        boxes = np.stack([np.clip(boxes[:, 0], window[0], window[2]),
+                          np.clip(boxes[:, 1], window[1], window[3]),
+                          np.clip(boxes[:, 2], window[0], window[2]),
+                          np.clip(boxes[:, 3], window[1], window[3])], axis=1)
+        ix = np.where(probs[:, c] >= min_conf)[0]
+        for k in ix[utils.non_max_suppression(boxes[ix], probs[ix, c], nms)][:max_inst]:
+            candidates.append(np.concatenate([boxes[k], [c, probs[k, c]]]))
+    candidates.sort(key=lambda d: -d[5])
+    return np.array(candidates[:max_inst])
+
+
+def test_multi_label_detection_matches_numpy_reference():
+    rng = np.random.default_rng(4)
+    n, num_classes = 40, 4
+    centers = rng.uniform(0.2, 0.8, (n, 2))
+    sizes = rng.uniform(0.05, 0.3, (n, 2))
+    centers[n // 2:] = centers[:n // 2] + rng.normal(0, 0.01, (n // 2, 2))
+    rois = np.concatenate([centers - sizes / 2, centers + sizes / 2], axis=1).astype(np.float32)
+    # Flat class scores: many RoIs have two foreground classes over the threshold.
+    probs = rng.dirichlet(np.ones(num_classes), n).astype(np.float32)
+    deltas = rng.normal(0, 0.5, (n, num_classes, 4)).astype(np.float32)
+    window_px = (8, 0, 120, 128)
+    meta = data.compose_image_meta(0, (112, 128, 3), (128, 128, 3), window_px, 1,
+                                   [1] * num_classes).astype(np.float32)
+    layer = DetectionLayer(max_instances=30, min_confidence=0.2, nms_threshold=0.4,
+                           bbox_std_dev=STD, multi_label=True)
+    out = layer([tf.constant(rois[None]), tf.constant(probs[None]), tf.constant(deltas[None]),
+                 tf.constant(meta[None])]).numpy()[0]
+    window = utils.norm_boxes(np.array([window_px]), (128, 128))[0]
+    expected = multi_label_reference(rois, probs, deltas, window, 0.2, 0.4, 30)
+    # Some RoI is reported under two classes, which Matterport's argmax rule cannot do.
+    two = (probs[:, 1:] >= 0.2).sum(axis=1) >= 2
+    assert two.any() and 10 < len(expected) <= 30
+    np.testing.assert_allclose(out[:len(expected)], expected, atol=1e-5)
+    assert np.all(out[len(expected):] == 0)
+    assert DetectionLayer.from_config(layer.get_config()).multi_label

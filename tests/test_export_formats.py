@@ -44,12 +44,12 @@ SERVE = NO_MRCNN_PREAMBLE + textwrap.dedent('''
 ''')
 
 
-def biased_model(bias, kernel_scale):
+def biased_model(bias, kernel_scale, config=None):
     """A tiny random model whose class logits get ``bias`` and a kernel scaled by
     ``kernel_scale``: random heads mostly say background, so favour a class to have detections
     (or background to have none); a small kernel keeps the scores apart (saturated scores tie,
     and ties may come out in any order)."""
-    model = modellib.MaskRCNN("inference", ExportConfig(), "/tmp/unused")
+    model = modellib.MaskRCNN("inference", config or ExportConfig(), "/tmp/unused")
     shift_class_logits(model, bias, kernel_scale)
     # Small box deltas: random ones throw boxes far past the window, where clipping makes
     # slivers whose zero or 1e-7 width (float noise between two graphs) decides NMS.
@@ -286,3 +286,47 @@ def test_builtin_combined_nms_matches_tensorflow():
     for e, g in zip(expected, got):
         np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-6)
     assert portable_ops.combined_non_max_suppression is not tf.image.combined_non_max_suppression
+
+
+def test_builtin_combined_nms_with_a_box_per_class_matches_tensorflow():
+    # Multi-label detection (DETECTION_MULTI_LABEL) gives each class its own refined box.
+    rng = np.random.default_rng(2)
+    corners = rng.uniform(0, 1, size=(2, 40, 3, 2, 2)).astype(np.float32)
+    boxes = np.concatenate([corners.min(axis=3), corners.max(axis=3)], axis=-1)
+    scores = rng.uniform(0, 1, (2, 40, 3)).astype(np.float32)
+    scores[scores < 0.3] = 0
+    args = dict(max_output_size_per_class=10, max_total_size=12, iou_threshold=0.4,
+                score_threshold=1e-9, pad_per_class=False, clip_boxes=True)
+    expected = tf.image.combined_non_max_suppression(boxes, scores, **args)
+    got = portable_ops.combined_non_max_suppression(tf.constant(boxes), tf.constant(scores),
+                                                    **args)
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-6)
+
+
+class FidelityExportConfig(ExportConfig):
+    """Every torchvision/detectron2 switch on (issue 25)."""
+    ROI_ALIGN_SAMPLING_RATIO = 2
+    ROI_LEVEL_MAPPING = "torchvision"
+    RPN_PROPOSALS_PER_LEVEL = True
+    DETECTION_MULTI_LABEL = True
+    PIXEL_STD = [58.4, 57.1, 57.4]
+
+
+@pytest.mark.parametrize("fmt, runtime", [("tflite", "litert"), ("onnx", "onnxruntime")])
+def test_export_carries_the_fidelity_switches(tmp_path, fmt, runtime):
+    # The paper's RoIAlign (through the builtin crop_and_resize), per-level proposals,
+    # multi-label detection (per-class boxes in the builtin NMS), PIXEL_STD and the matching
+    # mask paste (the runner reads it from the metadata) give detect()'s results.
+    pytest.importorskip("tf2onnx" if fmt == "onnx" else "ai_edge_litert")
+    model = biased_model([0, 3, 3, 0], 0.05, FidelityExportConfig())
+    path = model.export(str(tmp_path / "fidelity.{}".format(fmt)), format=fmt)
+    with open(path + ".json") as f:
+        assert json.load(f)["mask_paste"] == "aligned"
+    from mrcnn.export_runner import ExportedModel
+    runner = ExportedModel(path, runtime=runtime)
+    images = images_for(SHAPES[:2])
+    expected = model.detect(images)
+    assert sum(len(r["class_ids"]) for r in expected) > 0
+    for image, want in zip(images, expected):
+        assert_same_detections(runner.detect(image), want)

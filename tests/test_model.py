@@ -248,3 +248,41 @@ def test_total_loss_honours_loss_weights_and_weight_decay():
     # ones): 0.1 + 0.1; BatchNorm gamma (5s) and beta are not decayed.
     assert total == pytest.approx(19 + 0.2, rel=1e-6)
     assert float(model.mrcnn_mask_loss_tracker.result()) == 5.0
+
+
+class FidelityConfig(TinyConfig):
+    """Every torchvision/detectron2 switch of Config on (issue 25)."""
+    ROI_ALIGN_SAMPLING_RATIO = 2
+    ROI_ALIGN_ALIGNED = True
+    ROI_LEVEL_MAPPING = "torchvision"
+    RPN_PROPOSALS_PER_LEVEL = True
+    DETECTION_MULTI_LABEL = True
+    PIXEL_STD = [58.4, 57.1, 57.4]
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_fidelity_switches_train_and_detect(tmp_path, shapes, aligned):
+    config = type("Fidelity", (FidelityConfig,), {"ROI_ALIGN_ALIGNED": aligned})()
+    keras.utils.set_random_seed(0)
+    model = modellib.MaskRCNN("training", config, str(tmp_path))
+    assert model.keras_model.get_layer("roi_align_mask").sampling_ratio == 2
+    model.set_trainable("all")
+    model.compile(0.01, 0.9)
+    batch = next(iter(data.build_input_pipeline(shapes, config, seed=1)))
+    logs = model.keras_model.train_on_batch(batch, return_dict=True)
+    assert all(np.isfinite(v) for v in logs.values())
+    path = str(tmp_path / "w.h5")
+    model.save_weights(path)
+
+    inference = type("FidelityInference", (InferenceConfig,), {
+        name: getattr(config, name) for name in (
+            "ROI_ALIGN_SAMPLING_RATIO", "ROI_ALIGN_ALIGNED", "ROI_LEVEL_MAPPING",
+            "RPN_PROPOSALS_PER_LEVEL", "DETECTION_MULTI_LABEL", "PIXEL_STD")})()
+    detector = modellib.MaskRCNN("inference", inference, str(tmp_path))
+    load_with_detections(detector, path)
+    images = [shapes.load_image(i) for i in range(3)]
+    results = detector.detect(images)
+    assert sum(len(r["class_ids"]) for r in results) > 0
+    for image, r in zip(images, results):
+        assert r["masks"].shape[:2] == image.shape[:2]
+        assert len(r["rois"]) == len(r["scores"]) == r["masks"].shape[-1]

@@ -72,3 +72,43 @@ def test_proposals_match_numpy_reference_on_random_input():
     keep = utils.non_max_suppression(boxes, fg[top], 0.5)[:20]
     np.testing.assert_allclose(out[:len(keep)], boxes[keep], atol=1e-5)
     assert np.all(out[len(keep):] == 0)
+
+
+def test_per_level_proposals_match_numpy_reference():
+    # torchvision's rule (RegionProposalNetwork.filter_proposals, detectron2's
+    # find_top_rpn_proposals): per level, its best anchors, refined, clipped, NMS within the
+    # level; then the best proposal_count of all levels by score.
+    from mrcnn.rpn import AnchorLevels
+    rng = np.random.default_rng(1)
+    shapes = [(8, 8), (4, 4), (2, 2)]
+    per_level = [utils.generate_anchors([s], [0.5, 1, 2], shape, stride, 1)
+                 for s, shape, stride in zip([16, 32, 64], shapes, [8, 16, 32])]
+    counts = [len(a) for a in per_level]
+    anchors = utils.norm_boxes(np.concatenate(per_level), (64, 64)).astype(np.float32)
+    n = len(anchors)
+    fg = rng.uniform(size=n).astype(np.float32)
+    deltas = rng.normal(0, 1, (n, 4)).astype(np.float32)
+    levels = AnchorLevels()([tf.zeros([2, c, 2]) for c in counts]).numpy()
+    assert levels.shape == (2, n) and levels[0].tolist() == sum(
+        ([i] * c for i, c in enumerate(counts)), [])
+    layer = ProposalLayer(proposal_count=25, nms_threshold=0.5, pre_nms_limit=40,
+                          num_levels=3)
+    probs = np.stack([1 - fg, fg], -1)[None].repeat(2, 0)
+    out = layer([tf.constant(probs), tf.constant(deltas[None].repeat(2, 0)),
+                 tf.constant(anchors[None].repeat(2, 0)), tf.constant(levels)]).numpy()
+    candidates = []
+    start = 0
+    for count in counts:
+        ix = start + np.argsort(-fg[start:start + count], kind="stable")[:40]
+        boxes = np.clip(utils.apply_box_deltas(anchors[ix], deltas[ix] * [0.1, 0.1, 0.2, 0.2]),
+                        0, 1)
+        keep = utils.non_max_suppression(boxes, fg[ix], 0.5)[:25]
+        candidates += [(fg[ix[k]], boxes[k]) for k in keep]
+        start += count
+    candidates.sort(key=lambda c: -c[0])
+    expected = np.array([box for _, box in candidates[:25]])
+    assert len(candidates) > 25              # some levels' proposals are cut
+    for b in range(2):
+        np.testing.assert_allclose(out[b], expected, atol=1e-5)
+    config = ProposalLayer.from_config(layer.get_config())
+    assert config.num_levels == 3
