@@ -80,9 +80,15 @@ def _run_order(dir_name):
 
 
 def find_last(model_dir, name):
-    """Path of the newest checkpoint of the newest run called ``name`` under ``model_dir``."""
+    """Path of the newest checkpoint of the newest run called ``name`` under ``model_dir``.
+
+    A run directory of ``name`` is ``name`` followed exactly by the start time
+    (``YYYYmmddTHHMM``, then ``_<n>`` for the n-th run of that minute): a prefix match would take
+    the runs of ``name_b`` or ``name2`` for runs of ``name``, and resume (and write) in them.
+    """
+    own_run = re.compile(re.escape(name) + r"\d{8}T\d{4}(?:_\d+)?")
     try:
-        dir_names = sorted((d for d in next(os.walk(model_dir))[1] if d.startswith(name)),
+        dir_names = sorted((d for d in next(os.walk(model_dir))[1] if own_run.fullmatch(d)),
                            key=_run_order)
     except StopIteration:
         dir_names = []

@@ -30,6 +30,12 @@ DISTRIBUTE_KINDS = (None, "mirrored", "multi_worker")
 
 MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
 
+# Config.ROI_LEVEL_MAPPING (see mrcnn.roi_align.roi_level).
+ROI_LEVEL_MAPPINGS = ("matterport", "torchvision")
+
+# Config.RESNET_STYLE (see mrcnn.backbone).
+RESNET_STYLES = ("matterport", "torchvision")
+
 
 class Config:
     """Base configuration class.
@@ -126,6 +132,38 @@ class Config:
         batch statistics (its moving averages are averaged over the replicas); the gradient
         clip applies to each replica's gradient before the average. Only the chief writes
         checkpoints and TensorBoard logs. Inference never uses a strategy.
+    ROI_ALIGN_SAMPLING_RATIO (0), ROI_ALIGN_ALIGNED (True)
+        RoIAlign of both heads (7x7 box head, 14x14 mask head). 0 is Matterport's sampling
+        (its weights expect it): one bilinear sample per output cell, spread from box edge to
+        box edge. n > 0 is the paper's RoIAlign (torchvision ``roi_align``, detectron2
+        ``ROIAlign``): each bin averages n x n bilinear samples at regular points inside it;
+        torchvision's Mask R-CNN uses 2. ROI_ALIGN_ALIGNED (used when n > 0) shifts boxes by
+        half a pixel so that box edges and pixel centres agree (detectron2 ``ROIAlignV2``,
+        torchvision ``aligned=True``); False is torchvision's Mask R-CNN. With n > 0 the mask
+        targets are cut from the GT masks with the same sampling, and detect() pastes masks
+        with the matching geometry (``mrcnn.mask_geometry``). Adaptive sampling (detectron2's
+        0) is not offered: crop_and_resize needs one sample count for all boxes.
+    ROI_LEVEL_MAPPING ("matterport")
+        FPN level of a RoI: "matterport" rounds 4 + log2(sqrt(area) / 224) (area relative to
+        the image); "torchvision" floors it (+1e-6) on the box's pixel area (torchvision's
+        ``LevelMapper``, detectron2's ``assign_boxes_to_levels``).
+    RPN_PROPOSALS_PER_LEVEL (False)
+        True: PRE_NMS_LIMIT best anchors and NMS per pyramid level, then the best
+        POST_NMS_ROIS_* over all levels (torchvision ``RegionProposalNetwork``, detectron2
+        ``find_top_rpn_proposals``); False: Matterport's global top-k and one NMS.
+    DETECTION_MULTI_LABEL (False)
+        True: every foreground class of a RoI whose score passes DETECTION_MIN_CONFIDENCE is a
+        candidate detection (torchvision ``postprocess_detections``, detectron2
+        ``fast_rcnn_inference``); False: Matterport's most likely class per RoI only.
+    PIXEL_STD (None)
+        Per-channel standard deviation: images are molded as (image - MEAN_PIXEL) / PIXEL_STD
+        (torchvision and detectron2 normalize so). None: image - MEAN_PIXEL (Matterport).
+    RESNET_STYLE ("matterport")
+        "torchvision": ResNet v1.5 as torchvision's (the stride of a stage's first block in
+        its 3x3 convolution, PyTorch's symmetric padding of the strided convolutions and of
+        the stem's max pool, convolutions without a bias), for its weights; "matterport":
+        Keras' ResNet (the stride in the first 1x1, TensorFlow's "same" padding, biases).
+        The layer names are the same.
     MIXED_PRECISION (None)
         "mixed_bfloat16" or "mixed_float16": the backbone, the FPN and the heads' convolutions
         compute in that type (Keras dtype policies; variables stay float32); boxes, NMS, RoI
@@ -272,6 +310,13 @@ class Config:
     REPEAT_FACTOR_THRESHOLD = None
     DISTRIBUTE = None
     MIXED_PRECISION = None
+    ROI_ALIGN_SAMPLING_RATIO = 0
+    ROI_ALIGN_ALIGNED = True
+    ROI_LEVEL_MAPPING = "matterport"
+    RPN_PROPOSALS_PER_LEVEL = False
+    DETECTION_MULTI_LABEL = False
+    PIXEL_STD = None
+    RESNET_STYLE = "matterport"
 
     def __init__(self):
         """Compute the derived attributes and validate the configuration."""
@@ -320,6 +365,30 @@ class Config:
             fail("VALIDATION_STEPS must be a non-negative integer, got {!r}".format(
                 self.VALIDATION_STEPS))
 
+        # Tuple-valued settings first: given a scalar (IMAGE_SCALE_RANGE = 1.5), the checks
+        # below and the code that reads them would fail with "cannot unpack non-iterable
+        # float" or "object of type 'int' has no len()", naming no attribute.
+        def sequence(name, length=None):
+            value = getattr(self, name)
+            if not (isinstance(value, (list, tuple, np.ndarray)) and np.ndim(value) == 1 and
+                    (length is None or len(value) == length) and
+                    all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                        for v in value)):
+                fail("{} must be a list or tuple of {}numbers, got {!r}".format(
+                    name, "{} ".format(length) if length else "", value))
+
+        for name, length in (("BACKBONE_STRIDES", None), ("RPN_ANCHOR_SCALES", None),
+                             ("RPN_ANCHOR_RATIOS", None), ("MEAN_PIXEL", None),
+                             ("RPN_BBOX_STD_DEV", 4), ("BBOX_STD_DEV", 4),
+                             ("MINI_MASK_SHAPE", 2), ("MASK_SHAPE", 2),
+                             ("LR_STEP_FRACTIONS", None)):
+            sequence(name, length)
+        if self.IMAGE_SCALE_RANGE is not None:
+            sequence("IMAGE_SCALE_RANGE", 2)
+        if not isinstance(self.LOSS_WEIGHTS, dict):
+            fail("LOSS_WEIGHTS must be a dict of loss name -> weight, got {!r}".format(
+                self.LOSS_WEIGHTS))
+
         if self.IMAGE_RESIZE_MODE not in RESIZE_MODES:
             fail("IMAGE_RESIZE_MODE must be one of {}, got {!r}".format(
                 RESIZE_MODES, self.IMAGE_RESIZE_MODE))
@@ -336,6 +405,23 @@ class Config:
             fail("IMAGE_MIN_DIM ({}) must not exceed IMAGE_MAX_DIM ({})".format(
                 self.IMAGE_MIN_DIM, self.IMAGE_MAX_DIM))
 
+        if self.PIXEL_STD is not None:
+            std = np.asarray(self.PIXEL_STD, dtype=np.float64)
+            if std.shape != (self.IMAGE_CHANNEL_COUNT,) or np.any(std <= 0) or \
+                    not np.all(np.isfinite(std)):
+                fail("PIXEL_STD must be None or IMAGE_CHANNEL_COUNT ({}) positive numbers, got "
+                     "{!r}".format(self.IMAGE_CHANNEL_COUNT, self.PIXEL_STD))
+        if not isinstance(self.ROI_ALIGN_SAMPLING_RATIO, numbers.Integral) or \
+                isinstance(self.ROI_ALIGN_SAMPLING_RATIO, bool) or \
+                self.ROI_ALIGN_SAMPLING_RATIO < 0:
+            fail("ROI_ALIGN_SAMPLING_RATIO must be 0 (Matterport's sampling) or a positive "
+                 "integer, got {!r}".format(self.ROI_ALIGN_SAMPLING_RATIO))
+        if self.RESNET_STYLE not in RESNET_STYLES:
+            fail("RESNET_STYLE must be one of {}, got {!r}".format(RESNET_STYLES,
+                                                                 self.RESNET_STYLE))
+        if self.ROI_LEVEL_MAPPING not in ROI_LEVEL_MAPPINGS:
+            fail("ROI_LEVEL_MAPPING must be one of {}, got {!r}".format(
+                ROI_LEVEL_MAPPINGS, self.ROI_LEVEL_MAPPING))
         if self.MEAN_PIXEL.shape != (self.IMAGE_CHANNEL_COUNT,):
             fail("MEAN_PIXEL has {} values but IMAGE_CHANNEL_COUNT is {}".format(
                 self.MEAN_PIXEL.size, self.IMAGE_CHANNEL_COUNT))

@@ -11,6 +11,7 @@ import threading
 import numpy as np
 
 from mrcnn import repeat_factor, utils
+from mrcnn.dataset import scaling_warnings
 from mrcnn.image_meta import compose_image_meta, parse_image_meta  # noqa: F401 (Matterport API)
 from mrcnn.images import check_image
 from mrcnn.transform import mold_image, unmold_image  # noqa: F401 (Matterport API)
@@ -204,7 +205,8 @@ def _check_gt(dataset, config, image_id, image, mask, class_ids):
     its image or masks are malformed."""
     where = "image id {} ({})".format(
         image_id, dataset.image_reference(image_id) or dataset.image_info[image_id].get("path"))
-    image = check_image(image, where, config.IMAGE_CHANNEL_COUNT)
+    image = check_image(image, where, config.IMAGE_CHANNEL_COUNT,
+                        warned=scaling_warnings(dataset))
     n = mask.shape[-1] if mask.ndim == 3 else None
     if n is None:
         raise ValueError("{}: load_mask returned a mask of shape {}; expected [height, width, "
@@ -218,6 +220,23 @@ def _check_gt(dataset, config, image_id, image, mask, class_ids):
     if n and (class_ids.max() >= config.NUM_CLASSES or np.any(class_ids == 0)):
         raise ValueError("{}: class ids {} must be in 1..{} (negative for crowd regions)".format(
             where, class_ids.tolist(), config.NUM_CLASSES - 1))
+    # An id outside the classes of the image's source is another source's class: a load_mask
+    # that returns ids not mapped through the dataset's class map (e.g. Matterport's
+    # hard-coded ``np.ones`` after other classes took id 1, or a merged-away class) would
+    # train those instances as that other class.
+    source = dataset.image_info[image_id].get("source")
+    active = getattr(dataset, "source_class_ids", {}).get(source)
+    if n and active is not None:
+        foreign = sorted(set(np.abs(class_ids).tolist()) - set(active))
+        if foreign:
+            names = getattr(dataset, "class_names", None)
+            raise ValueError(
+                "{}: load_mask returned class ids {} that are not classes of the image's source "
+                "{!r} (its classes: {}); they would be trained as {}. Map source ids with "
+                "dataset.map_source_class_id('{}.<id>') (it applies the class map)".format(
+                    where, foreign, source, [i for i in active if i],
+                    ", ".join("{!r}".format(names[i]) if names and i < len(names) else str(i)
+                              for i in foreign), source))
     return image
 
 

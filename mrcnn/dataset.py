@@ -15,6 +15,15 @@ class ImageLoadError(IOError):
     """An image file could not be read; the message names the image id and the path."""
 
 
+def scaling_warnings(dataset):
+    """The set of ``check_image`` scalings already warned about for ``dataset``, kept on it, so
+    that a dataset of 16-bit images warns once, not at every image of every epoch."""
+    try:
+        return vars(dataset).setdefault("_scaling_warnings", set())
+    except TypeError:   # an object without a __dict__: warn every time
+        return None
+
+
 class Dataset:
     """Base class for datasets.
 
@@ -152,7 +161,7 @@ class Dataset:
         Grayscale becomes RGB and alpha is dropped when ``channel_count`` is 3. A file that is
         missing or unreadable raises :class:`ImageLoadError` naming the image id and path.
         Values are checked by :func:`mrcnn.images.check_image`: a 16-bit file is scaled to
-        0..255 with a warning, NaN is a ValueError.
+        0..255 with a warning (once per dataset), NaN is a ValueError.
         """
         path = self.image_info[image_id]["path"]
         try:
@@ -165,7 +174,8 @@ class Dataset:
             raise ImageLoadError("image id {}: {!r} is not a 2-D image (array shape {})".format(
                 image_id, path, image.shape))
         return check_image(self._to_channels(image, image_id),
-                           "image id {} ({!r})".format(image_id, path))
+                           "image id {} ({!r})".format(image_id, path),
+                           warned=scaling_warnings(self))
 
     def _to_channels(self, image, image_id):
         """Bring a loaded image to ``channel_count`` channels."""

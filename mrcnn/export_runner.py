@@ -1,14 +1,16 @@
 """Run an exported ``.tflite`` or ``.onnx`` Mask R-CNN with NumPy and the format's runtime only.
 
-This module imports neither TensorFlow (unless asked to, below) nor the rest of mrcnn: copy this
-one file next to the model to deploy it. It does the steps the fixed-size core
+This module imports neither TensorFlow (unless asked to, below) nor the rest of mrcnn, except
+``mrcnn/images.py`` (NumPy only: the image checks shared with ``detect()``): copy this file and
+that one next to the model to deploy it. It does the steps the fixed-size core
 (``mrcnn.export_formats``) leaves to the caller, as ``detect()`` does them:
 
 1. scale the image (short side to IMAGE_MIN_DIM, long side at most IMAGE_MAX_DIM; bilinear,
    as ``skimage.transform.resize``) and zero-pad it to the square, centred;
 2. run the model on the square and the window;
 3. map the boxes back to the original image and paste each 28x28 soft mask into its box
-   (bilinear, edge-clamped), thresholded at DETECTION_MASK_THRESHOLD.
+   (bilinear, edge-clamped; or where the paper's RoIAlign took it, for models with
+   ROI_ALIGN_SAMPLING_RATIO > 0), thresholded at DETECTION_MASK_THRESHOLD.
 
     model = ExportedModel("shapes.tflite")      # reads shapes.tflite.json
     result = model.detect(image)                # boxes, class_ids, scores, masks
@@ -17,19 +19,57 @@ Runtimes: ONNX Runtime for ``.onnx``; for ``.tflite`` LiteRT (``ai_edge_litert``
 ``tf.lite.Interpreter`` with ``runtime="tensorflow"``.
 """
 
+import importlib.util
 import json
 import os
 
 import numpy as np
 
+# The metadata keys the runner reads (mrcnn.export_formats writes them).
+METADATA_KEYS = ("image_size", "channels", "min_dim", "min_scale", "mask_threshold")
+
+
+def _image_contract():
+    """``check_image`` of ``mrcnn/images.py``: the image contract of ``MaskRCNN.detect``.
+
+    Imported from the package when this module is ``mrcnn.export_runner``; otherwise (the
+    file copied next to the model) from ``images.py`` beside this file, loaded by path so that
+    neither mrcnn nor TensorFlow is imported (images.py is NumPy only).
+    """
+    if __package__:
+        from .images import check_image
+        return check_image
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "images.py")
+    if not os.path.isfile(path):
+        raise ImportError("{}: not found; export_runner.py needs mrcnn's images.py (the image "
+                          "checks it shares with detect()) copied next to it".format(path))
+    spec = importlib.util.spec_from_file_location("_mrcnn_image_contract", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.check_image
+
+
+check_image = _image_contract()
+
 
 def _load_metadata(path):
+    """The export's ``<path>.json``; errors name the model or metadata file and the problem."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError("{}: the exported model file is missing".format(path))
     meta_path = path + ".json"
     if not os.path.isfile(meta_path):
         raise FileNotFoundError("{}: the model's metadata (written by the export next to the "
                                 "model) is missing".format(meta_path))
-    with open(meta_path) as f:
-        return json.load(f)
+    try:
+        with open(meta_path) as f:
+            metadata = json.load(f)
+    except ValueError as e:   # truncated or not json
+        raise ValueError("{}: cannot read the model's metadata: {}".format(meta_path, e)) from e
+    missing = [k for k in METADATA_KEYS if not isinstance(metadata, dict) or k not in metadata]
+    if missing:
+        raise ValueError("{}: the model's metadata lacks {} (export the model again with "
+                         "mrcnn.export)".format(meta_path, ", ".join(repr(k) for k in missing)))
+    return metadata
 
 
 def _linear_weights(in_size, out_size, edge):
@@ -76,6 +116,44 @@ def paste_mask(mask, box, height, width, threshold):
     cy1, cx1, cy2, cx2 = max(y1, 0), max(x1, 0), min(y2, height), min(x2, width)
     if cy2 > cy1 and cx2 > cx1:
         full[cy1:cy2, cx1:cx2] = resized[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1]
+    return full
+
+
+def _roi_weights(start, end, cells, first, length, aligned):
+    """[length, cells] bilinear weights by which pixels first..first+length-1 of a side read a
+    mask of ``cells`` cells taken by the paper's RoIAlign over (start, end) (continuous
+    pixels); cells outside the mask read 0 (mrcnn.postprocess' "aligned"/"unaligned" paste)."""
+    size = end - start if aligned else max(end - start, 1.0)
+    offset = 0.5 if aligned else 0.0
+    coord = (first + np.arange(length, dtype=np.float64) + offset - start) * cells / size - 0.5
+    low = np.floor(coord)
+    frac = coord - low
+    low = low.astype(np.int64)
+    weights = np.zeros((length, cells), np.float64)
+    rows = np.arange(length)
+    for index, weight in ((low, 1.0 - frac), (low + 1, frac)):
+        inside = (index >= 0) & (index < cells)
+        np.add.at(weights, (rows[inside], index[inside]), weight[inside])
+    return weights
+
+
+def paste_mask_roi(mask, box, height, width, threshold, aligned):
+    """A soft mask [h, w] pasted where RoIAlign took it over ``box`` (continuous pixels y1,
+    x1, y2, x2) into a [height, width] bool image, over the box grown by one cell."""
+    full = np.zeros((height, width), bool)
+    y1, x1, y2, x2 = (float(v) for v in box)
+    if y2 <= y1 or x2 <= x1:
+        return full
+    cell_h, cell_w = (y2 - y1) / mask.shape[0], (x2 - x1) / mask.shape[1]
+    top = min(max(int(np.floor(y1 - cell_h - 1.0)), 0), height)
+    left = min(max(int(np.floor(x1 - cell_w - 1.0)), 0), width)
+    bottom = min(max(int(np.ceil(y2 + cell_h + 1.0)), top), height)
+    right = min(max(int(np.ceil(x2 + cell_w + 1.0)), left), width)
+    if bottom > top and right > left:
+        wy = _roi_weights(y1, y2, mask.shape[0], top, bottom - top, aligned)
+        wx = _roi_weights(x1, x2, mask.shape[1], left, right - left, aligned)
+        value = wy @ mask.astype(np.float64) @ wx.T
+        full[top:bottom, left:right] = value.astype(np.float32) >= threshold
     return full
 
 
@@ -135,12 +213,17 @@ class ExportedModel:
                             np.asarray(window, np.float32))
         return {name: np.asarray(outputs[name]) for name in ("detections", "masks")}
 
-    def mold(self, image):
-        """Resize and pad as detect() does: (square image, window (y1, x1, y2, x2))."""
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != self.metadata["channels"] or not image.size:
-            raise ValueError("the image must be uint8 [height, width, {}]; got shape {}".format(
-                self.metadata["channels"], image.shape))
+    def mold(self, image, where=None):
+        """Resize and pad as detect() does: (square image, window (y1, x1, y2, x2)).
+
+        The image is checked as ``MaskRCNN.detect`` checks it (``check_image``: 0..1 floats,
+        NaN and wrong shapes are ValueErrors naming ``where``, 16-bit values are scaled to
+        0..255 with a warning); floats are rounded to uint8, the exported core's input type.
+        """
+        image = check_image(image, where or "{}: image".format(self.path),
+                            self.metadata["channels"])
+        if image.dtype != np.uint8:
+            image = np.round(image).astype(np.uint8)
         h, w = image.shape[:2]
         scale = max(1, self.metadata["min_dim"] / min(h, w))
         scale = max(scale, self.metadata["min_scale"])
@@ -158,8 +241,11 @@ class ExportedModel:
         """Detections on one uint8 image [height, width, C] of any size, in its pixels:
         {"boxes" [N, 4] int32, "class_ids" [N] int32, "scores" [N] float32, "masks" [H, W, N]
         bool}, as ``MaskRCNN.detect`` (whose "rois" are "boxes" here) and the SavedModel."""
-        height, width = np.asarray(image).shape[:2]
-        square, window = self.mold(image)
+        where = "{}: detect() image".format(self.path)
+        # Checked before reading its shape, so that a 1-D array is a clear error too.
+        image = check_image(image, where, self.metadata["channels"])
+        height, width = image.shape[:2]
+        square, window = self.mold(image, where)
         outputs = self.run(square, window)
         return self.unmold(outputs["detections"], outputs["masks"], (height, width), window)
 
@@ -179,14 +265,22 @@ class ExportedModel:
         shift = np.array([wy1, wx1, wy1, wx1], np.float32)
         scale = np.array([wy2 - wy1, wx2 - wx1, wy2 - wy1, wx2 - wx1], np.float32)
         normalized = ((boxes - shift) / scale).astype(np.float64)
-        boxes = np.around(normalized * np.array([height - 1, width - 1, height - 1, width - 1],
-                                                np.float64) +
-                          np.array([0, 0, 1, 1], np.float64)).astype(np.int32)
+        float_boxes = normalized * np.array([height - 1, width - 1, height - 1, width - 1],
+                                            np.float64) + np.array([0, 0, 1, 1], np.float64)
+        boxes = np.around(float_boxes).astype(np.int32)
         keep = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0
         boxes, class_ids, scores = boxes[keep], class_ids[keep], scores[keep]
+        float_boxes = float_boxes[keep]
         soft = masks[:n][keep]
         threshold = self.metadata["mask_threshold"]
-        full = [paste_mask(soft[i], boxes[i], height, width, threshold)
-                for i in range(len(boxes))]
+        # How detect() pastes for the model's config (mrcnn.postprocess.paste_mode); files
+        # exported before the RoIAlign switches have no key and paste as Matterport.
+        mode = self.metadata.get("mask_paste", "resize")
+        if mode == "resize":
+            full = [paste_mask(soft[i], boxes[i], height, width, threshold)
+                    for i in range(len(boxes))]
+        else:
+            full = [paste_mask_roi(soft[i], float_boxes[i], height, width, threshold,
+                                   mode == "aligned") for i in range(len(boxes))]
         full = np.stack(full, axis=-1) if full else np.zeros((height, width, 0), bool)
         return {"boxes": boxes, "class_ids": class_ids, "scores": scores, "masks": full}

@@ -17,7 +17,9 @@ import glob
 import io
 import json
 import math
+import numbers
 import os
+import warnings
 
 import numpy as np
 import PIL.Image
@@ -30,6 +32,11 @@ from mrcnn.dataset import Dataset
 
 # Files that load_label_images takes as images.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
+
+# Shape coordinates may reach this many image sizes beyond each side of the image. Drawn
+# shapes stray a little outside the image, never by whole image sizes; pycocotools rasterizes
+# a polygon by walking its outline, so a coordinate of 1e9 would allocate memory without bound.
+COORDINATE_MARGIN = 4
 
 
 class AnnotationError(ValueError):
@@ -44,8 +51,25 @@ def _read_json(path):
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError) as e:  # ValueError: truncated or not json at all
         raise AnnotationError("{}: cannot read json: {}".format(path, e)) from e
+
+
+def _looks_like(data):
+    """A hint, for error messages, naming the annotation format that parsed json ``data``
+    looks like (and the loader that reads it)."""
+    if isinstance(data, dict):
+        if "_via_img_metadata" in data or (data and all(
+                isinstance(v, dict) and "filename" in v for v in data.values())):
+            return "it looks like a VIA project or export (ViaDataset.load_via reads those)"
+        if "shapes" in data and "imagePath" in data:
+            return "it looks like a labelme file (LabelmeDataset.load_labelme reads those)"
+        if "images" in data and "categories" in data:
+            return "it looks like a COCO json (CocoDataset.load_coco_json reads those)"
+    elif isinstance(data, list) and data and all(
+            isinstance(d, dict) and "image_id" in d and "score" in d for d in data):
+        return "it looks like a COCO results file (detections), not annotations"
+    return "it looks like no format that mrcnn.formats reads"
 
 
 def _image_size(image, where):
@@ -116,7 +140,7 @@ def _numbers(values, where, count=None):
         array = None
     if array is None or array.ndim > 1 or not np.all(np.isfinite(array)) or (
             count is not None and array.size != count):
-        raise AnnotationError("{}: expected {} finite numbers, got {!r}".format(
+        raise AnnotationError("{}: expected {} finite numbers, got {!r:.80}".format(
             where, count or "a list of", values))
     return array
 
@@ -147,8 +171,14 @@ def _ellipse(cx, cy, rx, ry, theta, where):
     return ("ellipse", cx, cy, rx, ry, theta)
 
 
-def _check_inside(shape, height, width, where):
-    """AnnotationError when ``shape`` lies entirely outside the image (a partial one is clipped)."""
+def _check_extent(shape, height, width, where):
+    """AnnotationError when ``shape`` lies entirely outside the image or reaches absurdly far.
+
+    The one rule of every loader (COCO polygons, VIA, labelme): a shape partly outside the
+    image is clipped; one entirely outside has no pixel, and is refused rather than dropped
+    without a word; coordinates more than COORDINATE_MARGIN image sizes outside it are refused
+    (a typo or a corrupt file, and unbounded memory in pycocotools).
+    """
     if shape[0] == "polygon":
         xs, ys = shape[1:]
         x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
@@ -157,10 +187,15 @@ def _check_inside(shape, height, width, where):
         half_w = math.hypot(rx * math.cos(theta), ry * math.sin(theta))
         half_h = math.hypot(rx * math.sin(theta), ry * math.cos(theta))
         x0, x1, y0, y1 = cx - half_w, cx + half_w, cy - half_h, cy + half_h
-    if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+    span = "{} spans x {:g}..{:g}, y {:g}..{:g}".format(shape[0], x0, x1, y0, y1)
+    margin_x, margin_y = COORDINATE_MARGIN * width, COORDINATE_MARGIN * height
+    if x0 < -margin_x or x1 > width + margin_x or y0 < -margin_y or y1 > height + margin_y:
         raise AnnotationError(
-            "{}: {} spans x {:g}..{:g}, y {:g}..{:g}: entirely outside the {}x{} image".format(
-                where, shape[0], x0, x1, y0, y1, width, height))
+            "{}: {}: coordinates more than {} image sizes outside the {}x{} image".format(
+                where, span, COORDINATE_MARGIN, width, height))
+    if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+        raise AnnotationError("{}: {}: entirely outside the {}x{} image".format(
+            where, span, width, height))
 
 
 def _rasterize(shape, height, width):
@@ -209,17 +244,136 @@ class _ShapeDataset(_FileDataset):
 #  COCO
 ############################################################
 
+def _rle_string_counts(counts):
+    """Run lengths of a compressed COCO RLE string (pycocotools' ``rleFrString``, in Python).
+
+    Raises ValueError on a string that ends inside a number.
+    """
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii")
+    runs, p = [], 0
+    while p < len(counts):
+        x, k, more = 0, 0, True
+        while more:
+            if p >= len(counts):
+                raise ValueError("the string ends inside a run length")
+            c = ord(counts[p]) - 48
+            x |= (c & 0x1f) << (5 * k)
+            more = c & 0x20
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(runs) > 2:    # from the third run on, each is stored relative to the one 2 back
+            x += runs[-2]
+        runs.append(x)
+    return runs
+
+
+def _check_rle(segmentation, height, width, where):
+    """AnnotationError unless the RLE's size is the image's and its runs cover it exactly.
+
+    pycocotools decodes runs that fall short of height x width from uninitialized memory (and
+    writes past the mask when they overrun it), so both are refused here.
+    """
+    if "counts" not in segmentation or list(segmentation.get("size", [])) != [height, width]:
+        raise AnnotationError(
+            "{}: RLE needs 'counts' and a 'size' equal to the image's [height, width] {}, "
+            "got size {}".format(where, [height, width], segmentation.get("size")))
+    counts = segmentation["counts"]
+    if isinstance(counts, (str, bytes)):
+        try:
+            runs = _rle_string_counts(counts)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise AnnotationError("{}: compressed RLE counts are malformed: {}".format(
+                where, e)) from None
+        kind = "compressed"
+    elif isinstance(counts, list) and all(
+            isinstance(c, numbers.Real) and not isinstance(c, bool) and float(c).is_integer()
+            for c in counts):
+        # pycocotools casts the counts to integers, so 12.0 is as good as 12.
+        runs, kind = [int(c) for c in counts], "uncompressed"
+    else:
+        raise AnnotationError("{}: RLE counts must be a list of integers (uncompressed) or a "
+                              "string (compressed), got {!r:.80}".format(where, counts))
+    if any(r < 0 for r in runs) or sum(runs) != height * width:
+        raise AnnotationError(
+            "{}: {} RLE counts add up to {} pixels{}, but the {}x{} image has {}".format(
+                where, kind, sum(runs), " with negative runs" if any(r < 0 for r in runs)
+                else "", width, height, height * width))
+
+
 def _check_coco_segmentation(ann, height, width, where):
+    """Check an annotation's segmentation before pycocotools sees it (see :func:`_check_rle`,
+    :func:`_check_extent`)."""
     segmentation = ann.get("segmentation")
     if isinstance(segmentation, dict):
-        if "counts" not in segmentation or list(segmentation.get("size", [])) != [height, width]:
-            raise AnnotationError(
-                "{}: RLE needs 'counts' and a 'size' equal to the image's [height, width] {}, "
-                "got size {}".format(where, [height, width], segmentation.get("size")))
-    elif not (isinstance(segmentation, list) and all(
+        _check_rle(segmentation, height, width, where)
+        return
+    if not (isinstance(segmentation, list) and all(
             isinstance(p, list) and len(p) % 2 == 0 for p in segmentation)):
         raise AnnotationError("{}: segmentation must be a list of polygons [x1, y1, x2, y2, ...] "
                               "or an RLE dict, got {!r:.80}".format(where, segmentation))
+    for k, polygon in enumerate(segmentation):
+        polygon_where = "{}, polygon {}".format(where, k)
+        xy = _numbers(polygon, polygon_where)
+        # Fewer than 3 points are dropped when rasterizing (see _coco_mask).
+        if xy.size >= 6:
+            _check_extent(("polygon", xy[0::2], xy[1::2]), height, width, polygon_where)
+
+
+def _check_coco_json(data, annotation_file, strict):
+    """Check the structure of a parsed COCO json before pycocotools indexes it.
+
+    pycocotools keys images, categories and annotations by id, so one of two entries with the
+    same id would vanish, and annotations whose image or category is not defined would be
+    dropped: those are refused (the unknown references only when ``strict``; otherwise a
+    warning gives their count and first ids).
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list) or \
+            not isinstance(data.get("categories"), list):
+        missing = [k for k in ("images", "categories")
+                   if not isinstance(data, dict) or not isinstance(data.get(k), list)]
+        raise AnnotationError("{}: not a COCO instances json: no {} list; {}".format(
+            annotation_file, " or ".join(repr(k) for k in missing), _looks_like(data)))
+    annotations = data.get("annotations", [])
+    if not isinstance(annotations, list):
+        raise AnnotationError("{}: 'annotations' must be a list, got {}".format(
+            annotation_file, type(annotations).__name__))
+    ids = {}
+    for section, required in (("images", ("id", "file_name")), ("categories", ("id", "name")),
+                              ("annotations", ("id", "image_id", "category_id"))):
+        seen = ids[section] = {}
+        for index, entry in enumerate(data.get(section, [])):
+            absent = [k for k in required if not isinstance(entry, dict) or k not in entry]
+            if absent:
+                raise AnnotationError("{}: {}[{}] has no {}".format(
+                    annotation_file, section, index, ", ".join(repr(k) for k in absent)))
+            # pycocotools uses them as dict keys.
+            unusable = [k for k in required if k.endswith("id") and
+                        isinstance(entry[k], (list, dict))]
+            if unusable:
+                raise AnnotationError("{}: {}[{}] has {} {!r}; ids are integers".format(
+                    annotation_file, section, index, unusable[0], entry[unusable[0]]))
+            if entry["id"] in seen:
+                raise AnnotationError(
+                    "{}: {}[{}] and {}[{}] have the same id {!r}; ids must be unique (one "
+                    "of them would be dropped)".format(annotation_file, section,
+                                                       seen[entry["id"]], section, index,
+                                                       entry["id"]))
+            seen[entry["id"]] = index
+    for field, section in (("image_id", "images"), ("category_id", "categories")):
+        unknown = [(ann["id"], ann[field]) for ann in annotations
+                   if ann[field] not in ids[section]]
+        if unknown:
+            message = ("{}: {} annotation(s) whose {} is not defined in {!r} are ignored "
+                       "(first: {})".format(
+                           annotation_file, len(unknown), field, section, ", ".join(
+                               "annotation id {!r} -> {} {!r}".format(a, field, v)
+                               for a, v in unknown[:5])))
+            if strict:
+                raise AnnotationError(message)
+            warnings.warn(message, stacklevel=3)
 
 
 def _coco_mask(segmentation, height, width):
@@ -241,7 +395,7 @@ class CocoDataset(_FileDataset):
     """Instances from a COCO json file (Matterport's ``CocoDataset``, for any COCO-style file)."""
 
     def load_coco_json(self, annotation_file, image_dir, class_ids=None, class_map=None,
-                       source="coco", return_coco=False):
+                       source="coco", return_coco=False, strict=False):
         """Load a COCO instances json through ``pycocotools.coco.COCO``.
 
         class_ids: COCO category ids to keep (default all). With every class, every image is
@@ -254,8 +408,18 @@ class CocoDataset(_FileDataset):
         Each ``image_info`` holds path (``image_dir/file_name``), width, height and
         annotations (the COCO annotations of the kept classes, crowds included).
         Returns the ``COCO`` object when ``return_coco``.
+
+        The file is checked first (AnnotationError naming the file and the entry): unique
+        image, category and annotation ids; each segmentation's polygon coordinates (finite,
+        not entirely outside the image) and RLE runs (covering the image exactly).
+        Annotations whose image or category the file does not define are ignored with a
+        warning, or raise AnnotationError when ``strict``.
         """
-        coco = COCO(annotation_file)
+        data = _read_json(annotation_file)
+        _check_coco_json(data, annotation_file, strict)
+        coco = COCO()
+        coco.dataset = data
+        coco.createIndex()
         all_ids = sorted(coco.getCatIds())
         if class_ids is None:
             class_ids = all_ids
@@ -362,7 +526,10 @@ class ViaDataset(_ShapeDataset):
         (VIA does not record it).
         """
         data = _read_json(annotation_file)
-        entries = data.get("_via_img_metadata", data)
+        entries = data.get("_via_img_metadata", data) if isinstance(data, dict) else None
+        if not isinstance(entries, dict):
+            raise AnnotationError("{}: not a VIA 1.x export or VIA 2.x project: {}".format(
+                annotation_file, _looks_like(data)))
         if class_attribute is None:
             class_names = [class_names[0] if class_names else "object"]
         elif class_names is None:
@@ -370,11 +537,20 @@ class ViaDataset(_ShapeDataset):
                        .get(class_attribute, {}).get("options"))
             class_names = list(options) if options else None
 
-        records = []
+        records, keys = [], {}
         for key, entry in entries.items():
             if not isinstance(entry, dict) or "filename" not in entry:
                 raise AnnotationError("{}: entry {!r} has no 'filename': not a VIA 1.x export or "
-                                      "VIA 2.x project".format(annotation_file, key))
+                                      "VIA 2.x project; {}".format(annotation_file, key,
+                                                                  _looks_like(data)))
+            # Both entries would load the same file, each with part of the regions (VIA keys
+            # entries by filename and size, so such entries disagree about the file).
+            if entry["filename"] in keys:
+                raise AnnotationError(
+                    "{}: entries {!r} and {!r} both name image {!r}: keep one entry per image "
+                    "(move the regions of one into the other)".format(
+                        annotation_file, keys[entry["filename"]], key, entry["filename"]))
+            keys[entry["filename"]] = key
             image_where = "{}: image {!r}".format(annotation_file, entry["filename"])
             path = os.path.join(image_dir, entry["filename"])
             height, width = _existing_image(path, image_where)
@@ -394,7 +570,7 @@ class ViaDataset(_ShapeDataset):
                         raise AnnotationError("{}: unknown class {!r} (classes: {})".format(
                             where, name, class_names))
                 shape = _via_shape(region.get("shape_attributes") or {}, where)
-                _check_inside(shape, height, width, where)
+                _check_extent(shape, height, width, where)
                 instances.append((name, [shape]))
             records.append({"image_id": entry["filename"], "path": path, "height": height,
                             "width": width, "instances": instances})
@@ -454,6 +630,9 @@ class LabelmeDataset(_ShapeDataset):
         for json_path in paths:
             json_path = str(json_path)
             data = _read_json(json_path)
+            if not isinstance(data, dict) or "shapes" not in data:
+                raise AnnotationError("{}: not a labelme file (no 'shapes'); {}".format(
+                    json_path, _looks_like(data)))
             # labelme on Windows writes backslashes.
             image_path = str(data.get("imagePath") or "").replace("\\", "/")
             if image_dir is not None:
@@ -488,7 +667,7 @@ class LabelmeDataset(_ShapeDataset):
                     raise AnnotationError("{}: unknown label {!r} (classes: {})".format(
                         where, label, class_names))
                 parsed = _labelme_shape(shape, where)
-                _check_inside(parsed, height, width, where)
+                _check_extent(parsed, height, width, where)
                 group = shape.get("group_id")
                 if group is None:
                     instances.append((label, [parsed]))

@@ -11,18 +11,22 @@ import warnings
 import numpy as np
 
 
-def check_image(image, where, channels=None):
+def check_image(image, where, channels=None, warned=None):
     """Validate an image and bring its values to the 0..255 range; returns the image.
 
     The contract of every image entering the model (``detect()``, ``Dataset.load_image``,
-    training): ``[height, width, channels]``, not empty, uint8, or another integer type within
-    0..255, or floats within 0..255. Integer images with larger values (16- or 32-bit) are
-    scaled to 0..255 with a warning: uint16/uint32 by their type's range, other integer types by
-    the 16- or 32-bit range that holds their values. Floats whose maximum is at most 1.0 (but
-    not all zero) are rejected, since they may be 0..1 images, as are NaN or infinite values.
+    training, the exported model's runner): ``[height, width, channels]``, not empty, uint8, or
+    another integer type whose values are within 0..255 (taken as they are, whatever the type:
+    a uint16 array of 8-bit values is not darkened), or floats within 0..255. Integer images
+    with larger values are scaled to 0..255 with a warning, by the 16- or 32-bit range that
+    holds their values. Floats whose maximum is at most 1.0 (but not all zero) are rejected,
+    since they may be 0..1 images, as are NaN or infinite values.
 
     where: names the image in messages (e.g. "detect() image 2", "image id 5 ('a.png')").
     channels: the channel count required, or None to accept any.
+    warned: a set that remembers the scalings already warned about (e.g. one per dataset, see
+    ``Dataset.load_image``): the warning is given the first time its bit depth enters the set.
+    None warns for every image.
     Raises ValueError naming ``where``.
     """
     image = np.asarray(image)
@@ -56,14 +60,23 @@ def check_image(image, where, channels=None):
     low, high = int(image.min()), int(image.max())
     if low < 0:
         raise ValueError("{}: the image has negative values (min {})".format(where, low))
-    if image.dtype in (np.uint16, np.uint32):
-        top = np.iinfo(image.dtype).max     # a dark 16-bit image stays dark
-    else:
-        top = next((t for t in (255, 2 ** 16 - 1, 2 ** 32 - 1) if high <= t), None)
-        if top is None:
-            raise ValueError("{}: image values up to {} exceed 32 bits".format(where, high))
+    # Values within 0..255 are 8-bit values whatever the array's type (a uint16 array of them
+    # scaled by 255/65535 would be near-black); larger ones are scaled by the 16- or 32-bit
+    # range that holds them (not by their maximum, so that a dark 16-bit image stays dark).
+    top = next((t for t in (255, 2 ** 16 - 1, 2 ** 32 - 1) if high <= t), None)
+    if top is None:
+        raise ValueError("{}: image values up to {} exceed 32 bits".format(where, high))
     if top == 255:
         return image.astype(np.uint8, copy=False)
-    warnings.warn("{}: {}-bit image (values up to {}) scaled to 0..255 by 255/{}".format(
-        where, int(top).bit_length(), high, top), stacklevel=2)
+    bits = int(top).bit_length()
+    if warned is None or bits not in warned:
+        if warned is not None:
+            warned.add(bits)
+        warnings.warn("{}: {}-bit image (values up to {}) scaled to 0..255 by 255/{}{}; to "
+                      "scale it otherwise, convert it to uint8 before (e.g. "
+                      "(image / image.max() * 255).astype(np.uint8) to stretch a dark "
+                      "image)".format(where, bits, high, top, "" if warned is None else
+                                      " (further {}-bit images of this dataset are scaled the "
+                                      "same way without a warning)".format(bits)),
+                      stacklevel=2)
     return np.round(image * (255.0 / top)).astype(np.uint8)

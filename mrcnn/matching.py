@@ -6,15 +6,25 @@ import tensorflow as tf
 
 POSITIVE, NEGATIVE, IGNORED = 1, -1, 0
 
+# Candidates within this IoU of a GT box's best count as tied with it (allow_low_quality).
+# The graph computes IoUs in float32: with exact equality the tied set depended on rounding (a
+# 1-px box inside 185 anchors of equal area, 1024x1024 pyramid: 64 "tied" in float32, 48 in
+# Matterport's float64 code). Measured on those anchors, float32 IoUs differ from float64 by
+# at most 1.4e-9 for that box and 7.7e-8 for an 800-px one: 1e-6 is above that noise and far
+# below any IoU difference that means something.
+TIE_TOLERANCE = 1e-6
 
-def match(iou, positive_iou, negative_iou, allow_low_quality=False, negative_allowed=None):
+
+def match(iou, positive_iou, negative_iou, allow_low_quality=False, negative_allowed=None,
+          tie_tolerance=TIE_TOLERANCE):
     """Label every candidate (row of ``iou``) against the GT boxes (columns).
 
     iou: [N, G] (G may be 0). A candidate is positive when its best IoU is >= positive_iou,
     negative when it is < negative_iou (and ``negative_allowed`` [N] bool, e.g. "touches no crowd
     region", holds), ignored otherwise. allow_low_quality: every GT box's best candidates (ties
     included, IoU > 0) are positive whatever their IoU, so that no object goes without one
-    (Matterport's and Faster R-CNN's RPN rule).
+    (Matterport's and Faster R-CNN's RPN rule); a candidate ties when its IoU is within
+    ``tie_tolerance`` of the best (see TIE_TOLERANCE).
 
     Returns labels [N] int32 (POSITIVE, NEGATIVE or IGNORED) and matches [N] int32: the index of
     each candidate's best GT box (0 when there is none).
@@ -29,8 +39,10 @@ def match(iou, positive_iou, negative_iou, allow_low_quality=False, negative_all
         negative &= negative_allowed
     if allow_low_quality:
         gt_best = tf.reduce_max(iou, axis=0)                               # [G]
-        positive |= tf.reduce_any((iou == gt_best[tf.newaxis]) & (gt_best[tf.newaxis] > 0),
-                                  axis=1)
+        # iou > 0: a GT box whose best IoU is under the tolerance must not tie with every
+        # candidate that misses it.
+        tied = (iou >= gt_best[tf.newaxis] - tie_tolerance) & (iou > 0)
+        positive |= tf.reduce_any(tied, axis=1)
     labels = tf.where(positive, POSITIVE, tf.where(negative, NEGATIVE, IGNORED))
     return labels, matches
 

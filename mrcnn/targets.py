@@ -10,6 +10,7 @@ import tensorflow as tf
 from keras import layers
 
 from mrcnn import box_ops, matching
+from mrcnn import roi_align as roi_align_lib
 from mrcnn.box_coder import BoxCoder
 
 # A candidate whose IoU with a crowd region reaches this is never a negative (Matterport).
@@ -36,7 +37,8 @@ def rpn_targets_graph(anchors, gt_class_ids, gt_boxes, params, seed=None):
     """RPN targets for one image (Matterport's rules).
 
     An anchor is positive when its IoU with a GT box is >= positive_iou (0.7), and every GT box's
-    best anchors are positive too; negative when its best IoU is < negative_iou (0.3) and it does
+    best anchors are positive too (every anchor within ``matching.TIE_TOLERANCE`` of the best
+    IoU: float32 rounding must not decide the ties); negative when its best IoU is < negative_iou (0.3) and it does
     not touch a crowd region; otherwise neutral. At most half of num_samples are positives and
     negatives fill the rest.
 
@@ -112,18 +114,10 @@ def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, params)
 
     # Mask targets: cut each positive RoI out of its GT mask and resize to the mask shape.
     roi_masks = tf.gather(tf.cast(gt_masks, tf.float32), assignment)[..., tf.newaxis]
-    boxes = positive_rois
-    if params["use_mini_mask"]:
-        # Mini masks cover their GT box: express the RoI in that box's coordinates.
-        y1, x1, y2, x2 = tf.split(positive_rois, 4, axis=1)
-        gy1, gx1, gy2, gx2 = tf.split(roi_gt_boxes, 4, axis=1)
-        gh = gy2 - gy1
-        gw = gx2 - gx1
-        boxes = tf.concat([(y1 - gy1) / gh, (x1 - gx1) / gw, (y2 - gy1) / gh,
-                           (x2 - gx1) / gw], axis=1)
-    box_ids = tf.range(tf.shape(roi_masks)[0])
-    masks = tf.image.crop_and_resize(roi_masks, boxes, box_ids, params["mask_shape"])
-    masks = tf.round(tf.squeeze(masks, axis=3))
+    if params.get("mask_sampling_ratio", 0) > 0:
+        masks = roi_align_mask_targets(roi_masks, positive_rois, roi_gt_boxes, params)
+    else:
+        masks = _matterport_mask_targets(roi_masks, positive_rois, roi_gt_boxes, params)
 
     rois = tf.concat([positive_rois, negative_rois], axis=0)
     n_neg = tf.shape(negative_rois)[0]
@@ -133,6 +127,58 @@ def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, params)
     deltas = tf.pad(deltas, [(0, n_neg + pad), (0, 0)])
     masks = tf.pad(masks, [(0, n_neg + pad), (0, 0), (0, 0)])
     return rois, roi_gt_class_ids, deltas, masks
+
+
+def _matterport_mask_targets(roi_masks, rois, roi_gt_boxes, params):
+    """Matterport's mask targets [R, mask_h, mask_w] in {0, 1}: crop_and_resize of each GT
+    mask [R, h, w, 1] over its RoI [R, 4] (normalized), rounded."""
+    boxes = rois
+    if params["use_mini_mask"]:
+        # Mini masks cover their GT box: express the RoI in that box's coordinates.
+        y1, x1, y2, x2 = tf.split(rois, 4, axis=1)
+        gy1, gx1, gy2, gx2 = tf.split(roi_gt_boxes, 4, axis=1)
+        gh = gy2 - gy1
+        gw = gx2 - gx1
+        boxes = tf.concat([(y1 - gy1) / gh, (x1 - gx1) / gw, (y2 - gy1) / gh,
+                           (x2 - gx1) / gw], axis=1)
+    box_ids = tf.range(tf.shape(roi_masks)[0])
+    masks = tf.image.crop_and_resize(roi_masks, boxes, box_ids, params["mask_shape"])
+    return tf.round(tf.squeeze(masks, axis=3))
+
+
+def roi_align_mask_targets(roi_masks, rois, roi_gt_boxes, params):
+    """Mask targets [R, mask_h, mask_w] in {0, 1} sampled as the paper's RoIAlign samples the
+    features (``params["mask_sampling_ratio"]`` > 0, ``params["mask_aligned"]``), then
+    thresholded at 0.5 as torchvision and detectron2 do.
+
+    roi_masks: [R, h, w, 1] the GT mask of each RoI (full image, or a mini mask covering its GT
+    box); rois, roi_gt_boxes: [R, 4] normalized in the image of ``params["image_shape"]``.
+    Each target cell averages the GT mask over the same points RoIAlign reads for that cell, so
+    the mask head learns what its features see. The mask is 0 outside its box ("zero" border).
+    """
+    image_shape = params["image_shape"]
+    aligned = params["mask_aligned"]
+    boxes = roi_align_lib.pixel_boxes(rois, image_shape)             # [R, 4] image pixels
+    if params["use_mini_mask"]:
+        if not aligned:
+            # Unaligned sampling reads image-pixel index coordinates (half a pixel off the
+            # pixel centres) with sides of at least one pixel: the same points as an aligned
+            # sampling of this box, which the mini mask's frame below keeps.
+            side = tf.maximum(boxes[:, 2:] - boxes[:, :2], 1.0)
+            boxes = tf.concat([boxes[:, :2], boxes[:, :2] + side], axis=1) + 0.5
+        # A mini mask stretches its GT box over its cells: continuous pixel y maps to
+        # (y - gy1) * mini_h / gh (what minimize_mask's resize does).
+        gt = roi_align_lib.pixel_boxes(roi_gt_boxes, image_shape)
+        origin = tf.concat([gt[:, :2], gt[:, :2]], axis=1)
+        mini = tf.cast(tf.shape(roi_masks)[1:3], tf.float32)
+        scale = tf.concat([mini, mini], axis=0) / tf.concat(
+            [gt[:, 2:] - gt[:, :2]] * 2, axis=1)
+        boxes = (boxes - origin) * scale
+        aligned = True
+    sampled = roi_align_lib.roi_align(roi_masks, boxes, tf.range(tf.shape(roi_masks)[0]),
+                                      params["mask_shape"], params["mask_sampling_ratio"],
+                                      aligned, border="zero")
+    return tf.cast(sampled[..., 0] >= 0.5, tf.float32)
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
@@ -150,7 +196,8 @@ class DetectionTargetLayer(layers.Layer):
     """
 
     def __init__(self, train_rois_per_image, roi_positive_ratio, bbox_std_dev, mask_shape,
-                 use_mini_mask, roi_positive_iou=0.5, **kwargs):
+                 use_mini_mask, roi_positive_iou=0.5, mask_sampling_ratio=0, mask_aligned=True,
+                 image_shape=None, **kwargs):
         super().__init__(**kwargs)
         # Data-dependent shapes (boolean masks over the RoIs) and crop_and_resize (the mask
         # targets) do not compile with XLA (see PyramidROIAlign).
@@ -162,13 +209,22 @@ class DetectionTargetLayer(layers.Layer):
             "mask_shape": [int(v) for v in mask_shape],
             "use_mini_mask": bool(use_mini_mask),
             "roi_positive_iou": float(roi_positive_iou),
+            # The paper's RoIAlign geometry for the mask targets (see roi_align_mask_targets);
+            # it needs the (fixed) training image size to place boxes in pixels.
+            "mask_sampling_ratio": int(mask_sampling_ratio),
+            "mask_aligned": bool(mask_aligned),
+            "image_shape": None if image_shape is None else [int(v) for v in image_shape[:2]],
         }
+        if self.params["mask_sampling_ratio"] > 0 and self.params["image_shape"] is None:
+            raise ValueError("mask_sampling_ratio > 0 needs the training image_shape")
 
     @classmethod
     def from_config_object(cls, config, **kwargs):
         """Build from an ``mrcnn.config.Config``."""
         return cls(config.TRAIN_ROIS_PER_IMAGE, config.ROI_POSITIVE_RATIO, config.BBOX_STD_DEV,
-                   config.MASK_SHAPE, config.USE_MINI_MASK, config.ROI_POSITIVE_IOU, **kwargs)
+                   config.MASK_SHAPE, config.USE_MINI_MASK, config.ROI_POSITIVE_IOU,
+                   config.ROI_ALIGN_SAMPLING_RATIO, config.ROI_ALIGN_ALIGNED,
+                   config.IMAGE_SHAPE[:2], **kwargs)
 
     def call(self, inputs):
         proposals, gt_class_ids, gt_boxes, gt_masks = inputs

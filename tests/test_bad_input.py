@@ -167,6 +167,105 @@ def test_dataset_scales_a_16_bit_png(tmp_path):
     np.testing.assert_array_equal(image[..., 0], expected)
 
 
+def test_uint16_of_8_bit_values_is_taken_as_it_is():
+    # Issue 27 case 11: scaled by 255/65535, such an image was near-black (no detections).
+    u8 = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 14
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for dtype in (np.uint16, np.uint32, np.int32):
+            got = check_image(u8.astype(dtype), "x", 3)
+            assert got.dtype == np.uint8
+            np.testing.assert_array_equal(got, u8)
+    # Beyond 255 the 16-bit scaling stays, and the warning says how to scale otherwise.
+    with pytest.warns(UserWarning, match=r"x: 16-bit image \(values up to 256\) scaled .*"
+                                         r"convert it to uint8"):
+        check_image(np.full((2, 2, 3), 256, np.uint16), "x", 3)
+
+
+def test_16_bit_warning_once_per_dataset(tmp_path, tiny_config):
+    # Issue 27: the warning repeated at every load of every image (every epoch).
+    ds = Dataset()
+    ds.add_class("files", 1, "thing")
+    for i in range(3):
+        path = tmp_path / "deep{}.png".format(i)
+        skimage.io.imsave(path, np.full((12, 20), 300 * (i + 1), np.uint16),
+                          check_contrast=False)
+        ds.add_image("files", image_id=i, path=str(path))
+    ds.prepare()
+    with pytest.warns(UserWarning) as record:
+        images = [ds.load_image(i) for i in (0, 1, 2, 0, 1)]
+    messages = [str(w.message) for w in record if "16-bit" in str(w.message)]
+    assert len(messages) == 1 and "image id 0" in messages[0]
+    assert "further 16-bit images of this dataset are scaled the same way" in messages[0]
+    assert [int(image[0, 0, 0]) for image in images] == [1, 2, 4, 1, 2]
+    other = Dataset()                           # another dataset warns for itself
+    other.add_class("files", 1, "thing")
+    other.add_image("files", image_id=0, path=str(tmp_path / "deep2.png"))
+    other.prepare()
+    with pytest.warns(UserWarning, match="image id 0 .*deep2.png.*16-bit"):
+        other.load_image(0)
+
+    # A user's load_image returning 16-bit arrays: once per dataset in training too.
+    class Deep(ArrayDataset):
+        pass
+    shapes = Deep()
+    shapes.load_shapes(3, 64, 64, seed=1)
+    shapes.prepare()
+    shapes.image = ShapesDataset.load_image(shapes, 0).astype(np.uint16) * 257
+    with pytest.warns(UserWarning) as record:
+        for image_id in (0, 1, 2, 0):
+            data.load_image_gt(shapes, tiny_config, image_id, rng=np.random.default_rng(0))
+    assert sum("16-bit" in str(w.message) for w in record) == 1
+
+
+class MixedSources(Dataset):
+    """Images of two sources; load_mask returns ``ids`` as they are (no class map applied)."""
+
+    ids = [1]
+
+    def load_image(self, image_id):
+        return np.zeros((64, 64, 3), np.uint8)
+
+    def load_mask(self, image_id):
+        mask = np.zeros((64, 64, len(self.ids)), bool)
+        mask[10:30, 10:30] = True
+        return mask, np.array(self.ids, np.int32)
+
+
+def mixed_sources(class_map=None):
+    ds = MixedSources()
+    ds.add_class("coco", 1, "person")
+    ds.add_class("coco", 3, "car")
+    ds.add_class("balloon", 1, "balloon")
+    ds.add_image("coco", image_id="c", path=None)
+    ds.add_image("balloon", image_id="b", path=None)
+    ds.prepare(class_map)
+    return ds
+
+
+def test_instances_of_another_sources_class_are_refused(tiny_config):
+    # Issue 27 case 10: balloon is class 3 here; a load_mask that returns 1 (Matterport's
+    # np.ones, or a class the class map does not map) trained the balloons as "person".
+    ds = mixed_sources()
+    assert ds.num_classes == tiny_config.NUM_CLASSES
+    data.load_image_gt(ds, tiny_config, 0)          # coco image, class 1: its own source's
+    with pytest.raises(ValueError, match=r"image id 1 .*: load_mask returned class ids \[1\] "
+                                         r"that are not classes of the image's source "
+                                         r"'balloon' \(its classes: \[3\]\); they would be "
+                                         r"trained as 'person'.*map_source_class_id\('balloon"):
+        data.load_image_gt(ds, tiny_config, 1)
+    ds.ids = [-2, 3]                                # a crowd region of "car" counts too
+    with pytest.raises(ValueError, match=r"class ids \[2\] .*trained as 'car'"):
+        data.load_image_gt(ds, tiny_config, 1)
+    # Mapped onto "person" by the class map, 1 is a class of the balloon source.
+    merged = mixed_sources({"balloon.1": "coco.1"})
+    assert merged.source_class_ids["balloon"] == [0, 1]
+    config = type("Merged", (type(tiny_config),), {"NUM_CLASSES": merged.num_classes})()
+    _, _, class_ids, _, _ = data.load_image_gt(merged, config, 1)
+    np.testing.assert_array_equal(class_ids, [1])
+
+
 ############################################################
 #  Training arguments and datasets
 ############################################################

@@ -57,11 +57,42 @@ def test_instances_do_not_share_mutable_defaults():
     ({"LOSS_WEIGHTS": {"mask_loss": 1.0}}, "unknown keys"),
     ({"ROI_POSITIVE_RATIO": 1.5}, "ROI_POSITIVE_RATIO must be in"),
     ({"IMAGES_PER_GPU": 0}, "IMAGES_PER_GPU must be a positive integer"),
+    ({"ROI_ALIGN_SAMPLING_RATIO": -1}, "ROI_ALIGN_SAMPLING_RATIO must be 0"),
+    ({"ROI_ALIGN_SAMPLING_RATIO": 1.5}, "ROI_ALIGN_SAMPLING_RATIO must be 0"),
+    ({"ROI_LEVEL_MAPPING": "round"}, "ROI_LEVEL_MAPPING must be one of"),
+    ({"RESNET_STYLE": "caffe"}, "RESNET_STYLE must be one of"),
+    ({"PIXEL_STD": [1.0, 0.0, 1.0]}, "PIXEL_STD must be None or IMAGE_CHANNEL_COUNT"),
+    ({"PIXEL_STD": [1.0, 2.0]}, "PIXEL_STD must be None or IMAGE_CHANNEL_COUNT"),
 ])
 def test_inconsistent_settings_raise_clear_errors(attrs, message):
     Bad = type("Bad", (Config,), attrs)
     with pytest.raises(ValueError, match=message):
         Bad()
+
+
+@pytest.mark.parametrize("attrs, message", [
+    # Issue 27 case 13: scalars where a tuple is expected used to fail with "cannot unpack
+    # non-iterable float" or "has no len()", naming no attribute.
+    ({"IMAGE_SCALE_RANGE": 1.5}, r"IMAGE_SCALE_RANGE must be a list or tuple of 2 numbers, "
+                                 r"got 1\.5"),
+    ({"IMAGE_SCALE_RANGE": (0.5, 1.0, 2.0)}, "IMAGE_SCALE_RANGE must be a list or tuple of 2"),
+    ({"MINI_MASK_SHAPE": 56}, "MINI_MASK_SHAPE must be a list or tuple of 2 numbers, got 56"),
+    ({"MASK_SHAPE": 28}, "MASK_SHAPE must be a list or tuple of 2 numbers, got 28"),
+    ({"RPN_ANCHOR_SCALES": 32}, "RPN_ANCHOR_SCALES must be a list or tuple of numbers, got 32"),
+    ({"RPN_ANCHOR_RATIOS": 1}, "RPN_ANCHOR_RATIOS must be a list or tuple of numbers"),
+    ({"BACKBONE_STRIDES": 4}, "BACKBONE_STRIDES must be a list or tuple of numbers"),
+    ({"LR_STEP_FRACTIONS": 0.5}, "LR_STEP_FRACTIONS must be a list or tuple of numbers"),
+    ({"RPN_BBOX_STD_DEV": 0.1}, "RPN_BBOX_STD_DEV must be a list or tuple of 4 numbers"),
+    ({"MEAN_PIXEL": 120.0}, "MEAN_PIXEL must be a list or tuple of numbers"),
+    ({"RPN_ANCHOR_SCALES": ("32", 64, 128, 256, 512)}, "RPN_ANCHOR_SCALES must be a list"),
+    ({"LOSS_WEIGHTS": 1.0}, "LOSS_WEIGHTS must be a dict of loss name -> weight, got 1.0"),
+])
+def test_tuple_valued_settings_given_a_scalar_name_the_attribute(attrs, message):
+    Bad = type("Bad", (Config,), attrs)
+    with pytest.raises(ValueError, match="Bad: " + message):
+        Bad()
+    # The valid forms pass.
+    assert type("Good", (Config,), {"IMAGE_SCALE_RANGE": [0.5, 1.5]})().IMAGE_SCALE_RANGE
 
 
 def test_valid_non_default_settings_pass():
@@ -88,3 +119,18 @@ def test_our_switches_default_to_matterport_behaviour():
         type("Bad", (Config,), {"OPTIMIZER": "rmsprop"})()
     with pytest.raises(ValueError, match="MASK_HEAD_CHANNELS must be a positive integer"):
         type("Bad", (Config,), {"MASK_HEAD_CHANNELS": 0})()
+
+
+def test_fidelity_switches_default_to_matterport_and_mold_with_pixel_std():
+    from mrcnn import transform
+    c = Config()
+    assert (c.ROI_ALIGN_SAMPLING_RATIO, c.ROI_LEVEL_MAPPING, c.RPN_PROPOSALS_PER_LEVEL,
+            c.DETECTION_MULTI_LABEL, c.PIXEL_STD, c.RESNET_STYLE) == (
+        0, "matterport", False, False, None, "matterport")
+    image = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 10
+    assert np.array_equal(transform.mold_image(image, c),
+                          image.astype(np.float32) - c.MEAN_PIXEL.astype(np.float32))
+    Std = type("Std", (Config,), {"PIXEL_STD": [58.4, 57.1, 57.4]})
+    molded = transform.mold_image(image, Std())
+    np.testing.assert_allclose(molded, (image - c.MEAN_PIXEL) / [58.4, 57.1, 57.4], rtol=1e-5)
+    assert np.array_equal(transform.unmold_image(molded, Std()), image)

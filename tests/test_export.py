@@ -1,5 +1,6 @@
 """The exported SavedModel runs without mrcnn and matches model.detect."""
 
+import json
 import os
 import re
 import subprocess
@@ -132,6 +133,139 @@ def test_class_agnostic_saved_model_matches_detect(tmp_path):
     expected = model.detect([image])[0]
     served = tf.saved_model.load(path).signatures["serving_default"](image=tf.constant(image))
     assert len(expected["class_ids"]) > 0 and set(expected["class_ids"]) - {1}
+    np.testing.assert_array_equal(served["class_ids"].numpy(), expected["class_ids"])
+    np.testing.assert_array_equal(served["boxes"].numpy(), expected["rois"])
+    np.testing.assert_array_equal(served["masks"].numpy(), expected["masks"])
+
+
+############################################################
+#  The NumPy runner of .tflite / .onnx files (issue 27)
+############################################################
+
+RUNNER_METADATA = {"image_size": 64, "channels": 3, "min_dim": 64, "min_scale": 0.0,
+                   "mask_threshold": 0.5, "max_instances": 4, "num_classes": 4}
+
+
+def fake_exported_model(tmp_path):
+    """An ``ExportedModel`` over a placeholder file whose runtime records the squares it is
+    given and detects nothing (the molding and the checks are the runner's own)."""
+    from mrcnn import export_runner
+    path = str(tmp_path / "m.onnx")
+    open(path, "wb").close()
+    with open(path + ".json", "w") as f:
+        json.dump(RUNNER_METADATA, f)
+    model = export_runner.ExportedModel.__new__(export_runner.ExportedModel)
+    model.path, model.metadata = path, export_runner._load_metadata(path)
+    model.size = model.metadata["image_size"]
+    model.squares = []
+
+    def run(image, window):
+        model.squares.append(image)
+        return {"detections": np.zeros((4, 6), np.float32),
+                "masks": np.zeros((4, 28, 28), np.float32)}
+    model._run = run
+    return model
+
+
+def test_runner_checks_images_as_detect_does(tmp_path):
+    # Case 8: 0..1 floats were molded to black, NaN passed with a cast warning, uint16 wrapped
+    # modulo 256; MaskRCNN.detect refuses or scales the same arrays (one check_image).
+    from mrcnn.images import check_image
+    model = fake_exported_model(tmp_path)
+    image = np.random.default_rng(0).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    assert model.detect(image)["masks"].shape == (30, 50, 0)
+    for bad in (image / 255.0, np.full((30, 50, 3), np.nan, np.float32),
+                np.zeros((30, 50), np.uint8), np.zeros((30, 50, 4), np.uint8), np.zeros(5)):
+        with pytest.raises(ValueError) as error:
+            model.detect(bad)
+        with pytest.raises(ValueError) as expected:
+            check_image(bad, "detect() image", 3)
+        assert str(error.value) == "{}: {}".format(model.path, expected.value)
+    with pytest.warns(UserWarning, match=r"m\.onnx: detect\(\) image: 16-bit image"):
+        model.detect(image.astype(np.uint16) * 257)
+    model.detect(image.astype(np.uint16))      # case 11: 8-bit values in uint16, as they are
+    model.detect(image.astype(np.float32))
+    for square in model.squares[1:]:
+        assert square.dtype == np.uint8
+        np.testing.assert_array_equal(square, model.squares[0])
+
+
+def test_runner_file_alone_uses_images_py_without_mrcnn(tmp_path):
+    # Deployed: export_runner.py and images.py copied next to the model, mrcnn not importable.
+    import shutil
+    from mrcnn import export_runner, images
+    for module in (export_runner, images):
+        shutil.copy(module.__file__, tmp_path)
+    script = tmp_path / "check.py"
+    script.write_text(NO_MRCNN_PREAMBLE + textwrap.dedent('''
+        import importlib.util
+        import numpy as np
+        spec = importlib.util.spec_from_file_location("export_runner", "export_runner.py")
+        runner = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(runner)
+        try:
+            runner.check_image(np.full((4, 4, 3), 0.5), "x", 3)
+        except ValueError as e:
+            print(e)
+        assert not any(m == "mrcnn" or m.startswith("mrcnn.") or m == "tensorflow"
+                       for m in sys.modules)
+    '''))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "x: float image with values in [0.5, 0.5]" in out.stdout
+    os.remove(tmp_path / "images.py")
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert "images.py: not found; export_runner.py needs mrcnn's images.py" in out.stderr
+
+
+def test_runner_metadata_errors_name_the_file(tmp_path):
+    # Case 14: a missing model was reported as a missing .json; a truncated .json or {} gave
+    # a bare JSONDecodeError or KeyError 'image_size'.
+    from mrcnn.export_runner import ExportedModel
+    path = str(tmp_path / "m.tflite")
+    with open(path + ".json", "w") as f:
+        json.dump(RUNNER_METADATA, f)
+    with pytest.raises(FileNotFoundError, match=r"m\.tflite: the exported model file is "
+                                                r"missing"):
+        ExportedModel(path)
+    open(path, "wb").close()
+    with open(path + ".json", "w") as f:
+        f.write('{"image_size": 64, "chan')
+    with pytest.raises(ValueError, match=r"m\.tflite\.json: cannot read the model's metadata: "
+                                         r"Unterminated string"):
+        ExportedModel(path)
+    for content, missing in (({}, "'image_size', 'channels', 'min_dim', 'min_scale', "
+                                  "'mask_threshold'"),
+                             ({"image_size": 64, "channels": 3}, "'min_dim', 'min_scale', "
+                                                                 "'mask_threshold'"),
+                             ([1, 2], "'image_size'")):
+        with open(path + ".json", "w") as f:
+            json.dump(content, f)
+        with pytest.raises(ValueError, match=r"m\.tflite\.json: the model's metadata lacks " +
+                           re.escape(missing)):
+            ExportedModel(path)
+    os.remove(path + ".json")
+    with pytest.raises(FileNotFoundError, match=r"m\.tflite\.json: the model's metadata"):
+        ExportedModel(path)
+
+
+def test_saved_model_with_the_fidelity_switches_matches_detect(tmp_path):
+    """PIXEL_STD molding and the paper's RoIAlign with its mask paste (issue 25) in the
+    signature, as detect() runs them."""
+    config = type("FidelitySaved", (ExportConfig,), {
+        "ROI_ALIGN_SAMPLING_RATIO": 2, "ROI_ALIGN_ALIGNED": True,
+        "ROI_LEVEL_MAPPING": "torchvision", "RPN_PROPOSALS_PER_LEVEL": True,
+        "DETECTION_MULTI_LABEL": True, "PIXEL_STD": [58.4, 57.1, 57.4]})()
+    model = modellib.MaskRCNN("inference", config, "/tmp/unused")
+    shift_class_logits(model, [0, 3, 3, 0], kernel_scale=0.01)
+    path = model.export(str(tmp_path / "saved"))
+    image = np.random.default_rng(6).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    expected = model.detect([image])[0]
+    served = tf.saved_model.load(path).signatures["serving_default"](image=tf.constant(image))
+    assert len(expected["class_ids"]) > 0
     np.testing.assert_array_equal(served["class_ids"].numpy(), expected["class_ids"])
     np.testing.assert_array_equal(served["boxes"].numpy(), expected["rois"])
     np.testing.assert_array_equal(served["masks"].numpy(), expected["masks"])

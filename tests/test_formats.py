@@ -11,7 +11,7 @@ from matplotlib.path import Path
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from mrcnn import data
+from mrcnn import data, formats
 from mrcnn.config import Config
 from mrcnn.formats import (AnnotationError, CocoDataset, LabelmeDataset, MaskFolderDataset,
                            ViaDataset)
@@ -167,6 +167,128 @@ def test_coco_class_subset_and_class_map(coco_file):
         CocoDataset().load_coco_json(annotation_file, image_dir, class_ids=[3, 5])
 
 
+def coco_with(tmp_path, annotations, images=None, categories=None):
+    """A COCO file of one 40x50 image (id 1, a.png) and one category (id 3), and its folder."""
+    write_image(str(tmp_path / "images" / "a.png"))
+    content = {
+        "images": images or [{"id": 1, "file_name": "a.png", "height": H, "width": W}],
+        "categories": categories or [{"id": 3, "name": "car"}],
+        "annotations": [{"id": k, "image_id": 1, "category_id": 3, "iscrowd": 0, "area": 1.0,
+                         "bbox": [0, 0, 1, 1], **ann}
+                        for k, ann in enumerate(annotations, start=10)],
+    }
+    return write_json(tmp_path / "instances.json", content), str(tmp_path / "images")
+
+
+@pytest.mark.parametrize("segmentation, problem", [
+    # Issue 27 case 1: pycocotools would allocate without bound (or crash) on these.
+    ([[3, 3, 20, float("nan"), 12, 18]], r"polygon 0: expected a list of finite numbers"),
+    ([[3, 3, 1e9, 4, 12, 18]], r"polygon 0: polygon spans x 3\.\.1e\+09.*more than 4 image "
+                               r"sizes outside the 50x40 image"),
+    # Case 5: the rule of the VIA and labelme loaders.
+    ([[3, 3, 20, 4, 12, 18], [60, 1, 70, 1, 65, 9]], r"polygon 1: polygon spans x 60\.\.70, "
+                                                     r"y 1\.\.9: entirely outside the 50x40"),
+    # Case 2: run lengths that do not cover the image exactly (uninitialized memory).
+    ({"counts": [100, 50], "size": [H, W]}, r"uncompressed RLE counts add up to 150 pixels, "
+                                             r"but the 50x40 image has 2000"),
+    ({"counts": [1000, 500, 1000], "size": [H, W]}, "add up to 2500 pixels"),
+    ({"counts": [2100, -100], "size": [H, W]}, "with negative runs"),
+    ({"counts": "Q1", "size": [H, W]}, "compressed RLE counts add up to"),
+    ({"counts": [1.5, 1998.5], "size": [H, W]}, "must be a list of integers"),
+])
+def test_coco_bad_segmentation_names_the_annotation(tmp_path, segmentation, problem):
+    annotation_file, image_dir = coco_with(tmp_path, [{"segmentation": segmentation}])
+    with pytest.raises(AnnotationError, match=r"instances\.json: image id 1, annotation id 10"
+                                              r".*" + problem):
+        CocoDataset().load_coco_json(annotation_file, image_dir)
+
+
+def test_rle_string_counts_are_pycocotools(tmp_path):
+    mask = rect_mask(5, 25, 12, 10) | rect_mask(30, 2, 15, 8) | rect_mask(0, 0, 50, 1)
+    compressed = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    assert formats._rle_string_counts(compressed["counts"]) == uncompressed_rle(mask)["counts"]
+    # A compressed RLE that covers the image loads as pycocotools decodes it.
+    compressed["counts"] = compressed["counts"].decode("ascii")
+    annotation_file, image_dir = coco_with(tmp_path, [
+        {"segmentation": compressed}])
+    ds = CocoDataset()
+    ds.load_coco_json(annotation_file, image_dir)
+    ds.prepare()
+    np.testing.assert_array_equal(ds.load_mask(0)[0][..., 0], mask)
+
+
+def test_coco_ids_must_be_unique(tmp_path):
+    # Issue 27 case 3: pycocotools keys images by id, so one of these would vanish.
+    write_image(str(tmp_path / "images" / "b.png"))
+    images = [{"id": 1, "file_name": "a.png", "height": H, "width": W},
+              {"id": 1, "file_name": "b.png", "height": H, "width": W}]
+    annotation_file, image_dir = coco_with(tmp_path, [], images=images)
+    with pytest.raises(AnnotationError, match=r"instances\.json: images\[0\] and images\[1\] "
+                                              r"have the same id 1"):
+        CocoDataset().load_coco_json(annotation_file, image_dir)
+    square = {"segmentation": [[3, 3, 20, 3, 20, 20, 3, 20]]}
+    annotation_file, image_dir = coco_with(tmp_path, [square, square])
+    data = json.load(open(annotation_file))
+    data["annotations"][1]["id"] = 10
+    write_json(annotation_file, data)
+    with pytest.raises(AnnotationError, match=r"annotations\[0\] and annotations\[1\] have "
+                                              r"the same id 10"):
+        CocoDataset().load_coco_json(annotation_file, image_dir)
+    annotation_file, image_dir = coco_with(tmp_path, [dict(square, image_id=[1])])
+    with pytest.raises(AnnotationError, match=r"annotations\[0\] has image_id \[1\]; ids are "
+                                              r"integers"):
+        CocoDataset().load_coco_json(annotation_file, image_dir)
+
+
+def test_coco_annotations_of_undefined_images_or_categories(tmp_path):
+    # Issue 27 case 4: ignored with a warning that counts them, refused when strict.
+    square = [[3, 3, 20, 3, 20, 20, 3, 20]]
+    annotation_file, image_dir = coco_with(tmp_path, [
+        {"segmentation": square}, {"segmentation": square, "image_id": 7},
+        {"segmentation": square, "image_id": 8}, {"segmentation": square, "category_id": 99}])
+    ds = CocoDataset()
+    with pytest.warns(UserWarning) as record:
+        ds.load_coco_json(annotation_file, image_dir)
+    messages = sorted(str(w.message) for w in record)
+    assert len(messages) == 2
+    assert "instances.json: 1 annotation(s) whose category_id is not defined in 'categories' " \
+        "are ignored (first: annotation id 13 -> category_id 99)" in messages[0]
+    assert "instances.json: 2 annotation(s) whose image_id is not defined in 'images' are " \
+        "ignored (first: annotation id 11 -> image_id 7, annotation id 12 -> image_id 8)" \
+        in messages[1]
+    ds.prepare()
+    assert ds.load_mask(0)[1].tolist() == [1]
+    with pytest.raises(AnnotationError, match=r"instances\.json: 2 annotation\(s\) whose "
+                                              r"image_id is not defined in 'images'"):
+        CocoDataset().load_coco_json(annotation_file, image_dir, strict=True)
+
+
+def test_coco_json_errors_name_the_file_and_the_format(tmp_path):
+    # Issue 27 case 12: a truncated file, and a VIA or labelme file given as COCO.
+    write_image(str(tmp_path / "a.png"))
+    truncated = tmp_path / "truncated.json"
+    truncated.write_text('{"images": [{"id": 1, "file_na')
+    with pytest.raises(AnnotationError, match=r"truncated\.json: cannot read json: "
+                                              r"Unterminated string"):
+        CocoDataset().load_coco_json(str(truncated), str(tmp_path))
+    via = write_json(tmp_path / "via.json", via_entries(tmp_path, as_dict=True))
+    with pytest.raises(AnnotationError, match=r"via\.json: not a COCO instances json: no "
+                                              r"'images' or 'categories' list; it looks like a "
+                                              r"VIA project or export \(ViaDataset\.load_via"):
+        CocoDataset().load_coco_json(via, str(tmp_path))
+    labelme = write_json(tmp_path / "a.json", labelme_json("a.png", []))
+    with pytest.raises(AnnotationError, match=r"a\.json: not a COCO .*it looks like a labelme "
+                                              r"file"):
+        CocoDataset().load_coco_json(labelme, str(tmp_path))
+    annotation_file, image_dir = coco_with(tmp_path, [])
+    with pytest.raises(AnnotationError, match=r"instances\.json: entry 'images' has no "
+                                              r"'filename'.*it looks like a COCO json"):
+        ViaDataset().load_via(annotation_file, image_dir)
+    with pytest.raises(AnnotationError, match=r"instances\.json: not a labelme file \(no "
+                                              r"'shapes'\); it looks like a COCO json"):
+        LabelmeDataset().load_labelme([annotation_file])
+
+
 ############################################################
 #  VIA
 ############################################################
@@ -263,6 +385,11 @@ def test_via2_project_uses_attribute_options(tmp_path):
     ({"shape_attributes": {"name": "circle", "cx": 3, "cy": 4}}, "without 'r'"),
     ({"shape_attributes": {"name": "rect", "x": 1, "y": 1, "width": 5, "height": 5},
       "region_attributes": {"species": "horse"}}, "unknown class 'horse'"),
+    # Issue 27: the coordinate range of every loader (a 1e9 corner, a huge circle).
+    ({"shape_attributes": {"name": "polygon", "all_points_x": [1, 1e9, 5],
+                           "all_points_y": [1, 1, 9]}}, "more than 4 image sizes outside"),
+    ({"shape_attributes": {"name": "circle", "cx": 3, "cy": 4, "r": 1e9}},
+     "more than 4 image sizes outside"),
 ])
 def test_via_malformed_region(tmp_path, region, problem):
     write_image(str(tmp_path / "a.png"))
@@ -277,6 +404,17 @@ def test_via_malformed_region(tmp_path, region, problem):
     message = str(error.value)
     assert annotation_file in message and "'a.png'" in message and "region 1" in message
     assert problem in message
+
+
+def test_via_same_image_in_two_entries(tmp_path):
+    # Issue 27 case 6: each entry would load the image with part of its regions.
+    entries = via_entries(tmp_path, as_dict=False)
+    entries["a.png999"] = {"filename": "a.png", "size": 999, "file_attributes": {},
+                           "regions": via_regions(False)[:1]}
+    annotation_file = write_json(tmp_path / "via.json", entries)
+    with pytest.raises(AnnotationError, match=r"via\.json: entries 'a\.png1234' and 'a\.png999' "
+                                              r"both name image 'a\.png'"):
+        ViaDataset().load_via(annotation_file, str(tmp_path))
 
 
 def test_via_missing_image(tmp_path):
@@ -342,6 +480,7 @@ def test_labelme_shapes_groups_and_embedded_image(tmp_path):
     (("horse", "polygon", [[1, 1], [9, 1], [5, 9]], None), "unknown label 'horse'"),
     (("cat", "rectangle", [[1, 1], [9, 1], [5, 9]], None), "needs 2 points"),
     (("cat", "circle", [[-20, -20], [-20, -15]], None), "entirely outside"),
+    (("cat", "polygon", [[1, 1], [9, -1e9], [5, 9]], None), "more than 4 image sizes outside"),
 ])
 def test_labelme_malformed_shape(tmp_path, shape, problem):
     write_image(str(tmp_path / "a.png"))

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 SHAPES = os.path.join(ROOT, "samples", "shapes", "shapes.py")
 
@@ -50,3 +52,31 @@ def test_killed_training_resumes_at_next_epoch(tmp_path):
     assert not [f for f in os.listdir(run_dir) if f.endswith(".tmp")]
     assert "Epoch 2/3" in resumed.stdout and "Epoch 1/3" not in resumed.stdout
     assert "Trained to epoch 3" in resumed.stdout
+
+
+def test_find_last_takes_only_runs_of_exactly_that_name(tmp_path):
+    # Issue 27 case 9: a prefix match let "killtiny" resume (and write into) the newest run of
+    # "killtiny_b" ("_" sorts after the digits of the timestamp).
+    from mrcnn import checkpoints as ckpt
+
+    def run(dir_name, name, epoch):
+        os.makedirs(tmp_path / dir_name)
+        path = tmp_path / dir_name / "mask_rcnn_{}_{:04d}.h5".format(name, epoch)
+        path.write_bytes(b"")
+        return str(path)
+
+    own = run("killtiny20261201T1000", "killtiny", 2)
+    newer_own = run("killtiny20261201T1000_2", "killtiny", 1)
+    run("killtiny_b20261201T1100", "killtiny_b", 3)
+    run("killtiny220261201T1200", "killtiny2", 1)     # "killtiny2" + timestamp
+    run("killtiny20261201T1300x", "killtiny", 1)      # not a run directory of ours
+    run("killtiny", "killtiny", 1)
+    assert ckpt.find_last(str(tmp_path), "killtiny") == newer_own
+    log_dir, _, epoch = ckpt.run_paths(str(tmp_path), "killtiny", model_path=newer_own)
+    assert log_dir == os.path.dirname(newer_own) and epoch == 1
+    assert ckpt.find_last(str(tmp_path), "killtiny_b").endswith(
+        os.path.join("killtiny_b20261201T1100", "mask_rcnn_killtiny_b_0003.h5"))
+    os.remove(newer_own)
+    assert ckpt.find_last(str(tmp_path), "killtiny") == own
+    with pytest.raises(FileNotFoundError, match="no checkpoint of 'kill'"):
+        ckpt.find_last(str(tmp_path), "kill")

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from mrcnn import utils
@@ -88,3 +89,104 @@ def test_target_layer_config_round_trip():
     layer = make_layer(True)
     clone = DetectionTargetLayer.from_config(layer.get_config())
     assert clone.params == layer.params
+
+
+def test_rpn_targets_tie_every_anchor_within_the_tolerance_of_a_gt_boxs_best():
+    # Issue 27: a 1-px box lies inside 9 anchors of area 64, IoU 1/64 each; float32 rounding
+    # of the anchors' coordinates made 3 of them "the best" under exact equality (2 in
+    # Matterport's float64 code). All 9 tie within matching.TIE_TOLERANCE.
+    from mrcnn import matching, targets
+    anchors = utils.generate_pyramid_anchors((8, 16, 32, 64, 128), [0.5, 1, 2],
+                                             [[32, 32], [16, 16], [8, 8], [4, 4], [2, 2]],
+                                             [4, 8, 16, 32, 64], 1)
+    gt_boxes = np.array([[100.3, 60.7, 101.3, 61.7]])
+    iou = utils.compute_overlaps(anchors, gt_boxes)[:, 0]
+    tied = np.flatnonzero(np.abs(iou - 1 / 64) < 1e-12)
+    assert len(tied) == 9 and iou.max() < 1 / 64 + 1e-12
+    params = {"num_samples": 256, "positive_iou": 0.7, "negative_iou": 0.3,
+              "std_dev": [0.1, 0.1, 0.2, 0.2]}
+    rpn_match, rpn_bbox = targets.rpn_targets_graph(anchors, np.array([1]), gt_boxes, params,
+                                                    seed=np.array([1, 2]))
+    np.testing.assert_array_equal(np.flatnonzero(rpn_match.numpy() == 1), tied)
+    assert np.count_nonzero(np.any(rpn_bbox.numpy() != 0, axis=1)) == 9
+
+    # On an IoU matrix: within the tolerance ties, beyond it does not; a GT box whose best IoU
+    # is under the tolerance does not tie with the candidates that miss it.
+    iou = tf.constant([[0.5, 0.0], [0.5 - 0.5 * matching.TIE_TOLERANCE, 0.0],
+                       [0.5 - 5 * matching.TIE_TOLERANCE, 0.0], [0.1, 1e-7], [0.1, 0.0]])
+    labels, _ = matching.match(iou, 0.7, 0.3, allow_low_quality=True)
+    np.testing.assert_array_equal(labels, [1, 1, 0, 1, -1])
+
+
+# --- mask targets with the paper's RoIAlign (ROI_ALIGN_SAMPLING_RATIO > 0) -------------------
+
+def roi_align_layer(use_mini_mask, aligned, rois=12):
+    return DetectionTargetLayer(train_rois_per_image=rois, roi_positive_ratio=0.25,
+                                bbox_std_dev=[0.1, 0.1, 0.2, 0.2], mask_shape=[8, 8],
+                                use_mini_mask=use_mini_mask, mask_sampling_ratio=2,
+                                mask_aligned=aligned, image_shape=(64, 64))
+
+
+def ellipse_scene():
+    """scene() with the first object an ellipse, so that the sampling geometry shows."""
+    masks, boxes, class_ids, proposals = scene()
+    y, x = np.mgrid[:64, :64]
+    masks[..., 0] = ((y + 0.5 - 16) / 8) ** 2 + ((x + 0.5 - 20) / 12) ** 2 <= 1
+    boxes[:1] = utils.norm_boxes(utils.extract_bboxes(masks[..., :1]), (64, 64))
+    proposals[0] = boxes[0]
+    proposals[2] = boxes[0] + [0.01, 0.01, 0.01, 0.01]
+    return masks, boxes, class_ids, proposals
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_roi_align_mask_targets_sample_as_roi_align(aligned):
+    # Each target cell is the RoIAlign value of the GT mask over the RoI (spatial scale 1),
+    # thresholded at 0.5: checked against the loop reference of tests/test_roi_align.py.
+    from test_roi_align import reference_roi_align
+    masks, boxes, class_ids, proposals = ellipse_scene()
+    rois, ids, _, target_masks = run(roi_align_layer(False, aligned), proposals, class_ids,
+                                     boxes, masks)
+    for i in np.nonzero(ids > 0)[0]:
+        gt = int(np.argmax(utils.compute_overlaps(rois[i:i + 1], boxes[:2])[0]))
+        pixels = rois[i] * 63 + [0, 0, 1, 1]         # the inverse of norm_boxes
+        value = reference_roi_align(masks[np.newaxis, ..., gt:gt + 1].astype(np.float32),
+                                    pixels[np.newaxis], [0], (8, 8), 2, aligned)[0, ..., 0]
+        decided = np.abs(value - 0.5) > 1e-4
+        assert decided.mean() > 0.9
+        np.testing.assert_array_equal(target_masks[i][decided], (value >= 0.5)[decided])
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_roi_align_mask_targets_from_mini_masks_match_full_masks(aligned):
+    masks, boxes, class_ids, proposals = ellipse_scene()
+    pixel_boxes = utils.extract_bboxes(masks[..., :2])
+    mini = np.zeros((56, 56, 3), dtype=bool)
+    mini[..., :2] = utils.minimize_mask(pixel_boxes, masks[..., :2], (56, 56))
+    tf.random.set_seed(0)
+    full = run(roi_align_layer(False, aligned), proposals, class_ids, boxes, masks)
+    tf.random.set_seed(0)
+    from_mini = run(roi_align_layer(True, aligned), proposals, class_ids, boxes, mini)
+    np.testing.assert_allclose(full[0], from_mini[0])
+    # The mini mask is a 56x56 resampling of the GT, so cells whose value is near the threshold
+    # may flip (unaligned samples often fall halfway between two pixels: value 0.5); the
+    # others agree, which they would not if the mini-mask frame were off by half a pixel.
+    from test_roi_align import reference_roi_align
+    rois, ids = full[0], full[1]
+    for i in np.nonzero(ids > 0)[0]:
+        gt = int(np.argmax(utils.compute_overlaps(rois[i:i + 1], boxes[:2])[0]))
+        value = reference_roi_align(masks[np.newaxis, ..., gt:gt + 1].astype(np.float32),
+                                    (rois[i] * 63 + [0, 0, 1, 1])[np.newaxis], [0], (8, 8),
+                                    2, aligned)[0, ..., 0]
+        decided = np.abs(value - 0.5) > 0.1
+        assert decided.mean() > 0.85
+        np.testing.assert_array_equal(from_mini[3][i][decided], full[3][i][decided])
+
+
+def test_roi_align_target_layer_needs_the_image_shape_and_round_trips():
+    with pytest.raises(ValueError, match="image_shape"):
+        DetectionTargetLayer(12, 0.25, [0.1, 0.1, 0.2, 0.2], [8, 8], True,
+                             mask_sampling_ratio=2)
+    layer = roi_align_layer(True, False)
+    clone = DetectionTargetLayer.from_config(layer.get_config())
+    assert clone.params == layer.params
+    assert clone.params["mask_sampling_ratio"] == 2 and not clone.params["mask_aligned"]
