@@ -72,18 +72,16 @@ def _load_metadata(path):
     return metadata
 
 
-def _linear_weights(in_size, out_size, edge):
-    """[out_size, in_size] weights of half-pixel linear resampling along one axis.
-
-    edge=True clamps to the border pixel (tf.image.resize, skimage mode='edge'); edge=False
-    treats pixels outside as 0 (skimage mode='constant', cval=0).
-    """
-    points = (np.arange(out_size, dtype=np.float64) + 0.5) * (in_size / out_size) - 0.5
+def _tap_weights(points, in_size, edge):
+    """[len(points), in_size] linear-interpolation weights reading a side of ``in_size`` cells
+    at ``points`` (cell units, cell i centred at i). edge=True clamps to the border cell
+    (tf.image.resize, skimage mode='edge'); edge=False treats cells outside as 0 (skimage
+    mode='constant', cval=0)."""
     low = np.floor(points)
     frac = points - low
     low = low.astype(np.int64)
-    weights = np.zeros((out_size, in_size), np.float64)
-    rows = np.arange(out_size)
+    weights = np.zeros((len(points), in_size), np.float64)
+    rows = np.arange(len(points))
     for index, weight in ((low, 1.0 - frac), (low + 1, frac)):
         if edge:
             np.add.at(weights, (rows, np.clip(index, 0, in_size - 1)), weight)
@@ -91,6 +89,13 @@ def _linear_weights(in_size, out_size, edge):
             inside = (index >= 0) & (index < in_size)
             np.add.at(weights, (rows[inside], index[inside]), weight[inside])
     return weights
+
+
+def _linear_weights(in_size, out_size, edge):
+    """[out_size, in_size] weights of half-pixel linear resampling along one axis (see
+    :func:`_tap_weights` for ``edge``)."""
+    points = (np.arange(out_size, dtype=np.float64) + 0.5) * (in_size / out_size) - 0.5
+    return _tap_weights(points, in_size, edge)
 
 
 def resize_image(image, height, width):
@@ -126,15 +131,7 @@ def _roi_weights(start, end, cells, first, length, aligned):
     size = end - start if aligned else max(end - start, 1.0)
     offset = 0.5 if aligned else 0.0
     coord = (first + np.arange(length, dtype=np.float64) + offset - start) * cells / size - 0.5
-    low = np.floor(coord)
-    frac = coord - low
-    low = low.astype(np.int64)
-    weights = np.zeros((length, cells), np.float64)
-    rows = np.arange(length)
-    for index, weight in ((low, 1.0 - frac), (low + 1, frac)):
-        inside = (index >= 0) & (index < cells)
-        np.add.at(weights, (rows[inside], index[inside]), weight[inside])
-    return weights
+    return _tap_weights(coord, cells, edge=False)
 
 
 def paste_mask_roi(mask, box, height, width, threshold, aligned):
