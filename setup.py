@@ -40,6 +40,8 @@ setup(
         # imgaug does not import under NumPy 2; install it only where it works.
         "imgaug": ["imgaug"],
     },
+    # The command line of mrcnn.cli (also `python -m mrcnn`).
+    entry_points={"console_scripts": ["mrcnn = mrcnn.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Image Recognition",

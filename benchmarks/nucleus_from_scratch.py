@@ -185,7 +185,8 @@ def config_summary(config):
              "FPN_CLASSIF_FC_LAYERS_SIZE", "MASK_HEAD_CHANNELS", "RPN_ANCHOR_SCALES",
              "RPN_TRAIN_ANCHORS_PER_IMAGE", "PRE_NMS_LIMIT", "POST_NMS_ROIS_TRAINING",
              "POST_NMS_ROIS_INFERENCE", "TRAIN_ROIS_PER_IMAGE", "MAX_GT_INSTANCES",
-             "DETECTION_MAX_INSTANCES", "STEPS_PER_EPOCH", "VALIDATION_STEPS")
+             "DETECTION_MAX_INSTANCES", "STEPS_PER_EPOCH", "VALIDATION_STEPS", "NORM",
+             "LR_SCHEDULE", "WARMUP_STEPS")
     out = {}
     for name in names:
         value = getattr(config, name)
@@ -200,9 +201,11 @@ def main():
                         help="train to this epoch; the sample's recipe is scaled to it")
     parser.add_argument("--steps", type=int, default=CpuNucleusConfig.STEPS_PER_EPOCH,
                         help="steps per epoch")
-    parser.add_argument("--recipe", choices=("sample", "all"), default="sample",
-                        help="'sample': nucleus.py's stages (heads for the first half, then "
-                             "all layers); 'all': every layer from the first step")
+    # Kept so that the recorded command runs: the sample itself now trains every layer from
+    # the first step with --weights none (mrcnn.recipes.training_plan).
+    parser.add_argument("--recipe", choices=("all",), default="all",
+                        help="'all': every layer from the first step (what nucleus.py train "
+                             "--weights none does)")
     parser.add_argument("--train-images", type=int, default=60)
     parser.add_argument("--held-out-images", type=int, default=20)
     parser.add_argument("--data", help="write the generated dataset here (default: a temporary "
@@ -217,11 +220,10 @@ def main():
     val_ids_path, data_facts = make_dataset(data_dir, args.train_images, args.held_out_images)
     generate_s = time.time() - start
 
-    if args.recipe == "all":
-        # From random weights there is no pretrained backbone for a heads-first stage to
-        # protect: train every layer for the whole schedule.
-        nucleus.TRAINING_STAGES = (("all", 40, 1.0),)
-    stages = nucleus.common.schedule(nucleus.TRAINING_STAGES, args.epochs)
+    # The stages and config the sample trains with (its from-scratch recipe), for the report.
+    config, stages = nucleus.common.training_config(CONFIG_SPEC, nucleus.NucleusConfig, "none",
+                                                    nucleus.TRAINING_STAGES, args.epochs,
+                                                    STEPS_PER_EPOCH=args.steps)
     common_args = ["--dataset", data_dir, "--logs", logs, "--config", CONFIG_SPEC,
                    "--val-ids", val_ids_path]
     start = time.time()
@@ -232,8 +234,6 @@ def main():
     summary = nucleus.main(["evaluate", "--weights", checkpoint] + common_args)
     evaluate_s = time.time() - start
 
-    config = nucleus.common.make_config(CONFIG_SPEC, nucleus.NucleusConfig,
-                                        STEPS_PER_EPOCH=args.steps)
     results = {
         "benchmark": "nucleus_from_scratch",
         "coco_mask_AP": round(summary["segm"]["AP"], 4),

@@ -395,7 +395,7 @@ class CocoDataset(_FileDataset):
     """Instances from a COCO json file (Matterport's ``CocoDataset``, for any COCO-style file)."""
 
     def load_coco_json(self, annotation_file, image_dir, class_ids=None, class_map=None,
-                       source="coco", return_coco=False, strict=False):
+                       source="coco", return_coco=False, strict=False, class_names=None):
         """Load a COCO instances json through ``pycocotools.coco.COCO``.
 
         class_ids: COCO category ids to keep (default all). With every class, every image is
@@ -405,6 +405,8 @@ class CocoDataset(_FileDataset):
         ``prepare()`` whatever the COCO ids.
         class_map: ``{"source.id": "other_source.other_id"}`` merges, added to
         ``self.class_map`` for ``prepare()``.
+        class_names: instead of class_ids, the names of the categories to keep, registered in
+        this order (AnnotationError naming the file for a name it does not have).
         Each ``image_info`` holds path (``image_dir/file_name``), width, height and
         annotations (the COCO annotations of the kept classes, crowds included).
         Returns the ``COCO`` object when ``return_coco``.
@@ -421,6 +423,13 @@ class CocoDataset(_FileDataset):
         coco.dataset = data
         coco.createIndex()
         all_ids = sorted(coco.getCatIds())
+        if class_names is not None:
+            by_name = {c["name"]: c["id"] for c in coco.cats.values()}
+            unknown = [n for n in class_names if n not in by_name]
+            if unknown:
+                raise AnnotationError("{}: classes {} are not categories of the file (it has "
+                                      "{})".format(annotation_file, unknown, sorted(by_name)))
+            class_ids = [by_name[n] for n in class_names]
         if class_ids is None:
             class_ids = all_ids
             image_ids = sorted(coco.imgs)

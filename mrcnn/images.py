@@ -80,3 +80,15 @@ def check_image(image, where, channels=None, warned=None):
                                       "same way without a warning)".format(bits)),
                       stacklevel=2)
     return np.round(image * (255.0 / top)).astype(np.uint8)
+
+
+def read_rgb(path):
+    """An image file as [H, W, 3] uint8 RGB (gray expanded, alpha dropped), as Matterport's
+    samples read the images they detect on."""
+    import skimage.color
+    import skimage.io
+
+    image = np.asarray(skimage.io.imread(path))
+    if image.ndim == 2:
+        image = skimage.color.gray2rgb(image)
+    return image[..., :3]

@@ -23,7 +23,7 @@ import skimage.io
 from pycocotools import mask as mask_utils
 
 from mrcnn import model as modellib
-from mrcnn import utils
+from mrcnn import recipes, utils
 from samples import common
 from samples.balloon import balloon
 from samples.coco import coco
@@ -57,6 +57,13 @@ def biased(model, path):
     still detect something (one training step may leave every RoI background)."""
     model.load_weights(path, by_name=True)
     return shift_class_logits(model, np.eye(model.config.NUM_CLASSES)[1] * 50)
+
+
+def run_model(config, checkpoint, logs):
+    """An inference MaskRCNN of ``config`` as the checkpoint's run trained it: a run from
+    random weights recorded its from-scratch recipe (GroupNorm) in run_config.json."""
+    config = recipes.with_run_settings(type(config), recipes.read_run_settings(checkpoint))()
+    return modellib.MaskRCNN("inference", config, str(logs))
 
 
 def oracle_detect(dataset):
@@ -224,7 +231,7 @@ def test_detect_and_color_splash_image_and_video(balloon_data, balloon_run, tmp_
     logs, checkpoint = balloon_run
     config = common.make_config("sample_configs:TinyBalloonConfig", None, GPU_COUNT=1,
                               IMAGES_PER_GPU=1)
-    model = biased(modellib.MaskRCNN("inference", config, str(logs)), checkpoint)
+    model = biased(run_model(config, checkpoint, logs), checkpoint)
 
     image_path = str(root / "train" / "train_1.png")
     image = skimage.io.imread(image_path)[..., :3]
@@ -389,9 +396,11 @@ def test_nucleus_train_and_detect(nucleus_data, tmp_path):
     # Barely trained weights, favouring the nucleus class, so that the rows hold masks.
     config = common.make_config("sample_configs:TinyNucleusConfig", None,
                               **nucleus.inference_overrides())
-    model = biased(modellib.MaskRCNN("inference", config, str(logs)), checkpoint)
+    model = biased(run_model(config, checkpoint, logs), checkpoint)
     weights = str(tmp_path / "biased.h5")
     model.save_weights(weights)
+    # A checkpoint's run settings travel with it (the sample rebuilds GroupNorm from them).
+    recipes.write_run_settings(str(tmp_path), recipes.read_run_settings(checkpoint))
 
     csv_path = nucleus.main(["detect", "--subset", "stage1_test", "--weights", weights,
                              "--out", str(tmp_path / "results")] + shared_args)
@@ -619,6 +628,24 @@ def test_weights_coco_from_logs_skips_class_specific_heads(tmp_path, monkeypatch
     assert model.keras_model.get_layer("mrcnn_class_logits").get_weights()[1].shape == (2,)
 
 
+@pytest.mark.parametrize("sample", [balloon, nucleus, coco, "shapes"])
+@pytest.mark.parametrize("steps, problem", [("0", "must be at least 1, got 0"),
+                                            ("-3", "must be at least 1, got -3"),
+                                            ("two", "expected a positive integer, got 'two'")])
+def test_steps_must_be_positive(sample, steps, problem, tmp_path, capsys):
+    # Issue 27 case 7: --steps 0 was taken as "not given" (the config's count was used).
+    args = ["train", "--weights", "none", "--logs", str(tmp_path / "logs"), "--steps", steps]
+    if sample == "shapes":                  # no --dataset: it draws its images
+        from samples.shapes import shapes as sample
+    else:
+        args += ["--dataset", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_info:
+        sample.main(args)
+    assert exit_info.value.code == 2
+    assert "argument --steps: {}".format(problem) in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "logs")
+
+
 def test_schedule_scales_the_recipe():
     assert common.schedule(coco.TRAINING_STAGES) == list(coco.TRAINING_STAGES)
     assert common.schedule(coco.TRAINING_STAGES, 1) == [("heads", 1, 1.0)]
@@ -646,3 +673,93 @@ def test_make_config_and_sample_configs():
     assert coco.CocoConfig().NUM_CLASSES == 81
     with pytest.raises(ValueError, match="package.module:ConfigClass"):
         common.make_config("sample_configs", None)
+
+
+############################################################
+#  --weights none: every layer from the first step
+############################################################
+
+SAMPLE_DATA = {
+    "balloon": (balloon, "balloon_data", lambda data: ["--dataset", str(data[0])]),
+    "nucleus": (nucleus, "nucleus_data",
+                lambda data: ["--dataset", str(data[0]), "--val-ids", str(data[3])]),
+    "coco": (coco, "coco_data", lambda data: ["--dataset", str(data), "--year", "2017"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLE_DATA))
+def test_weights_none_trains_every_layer_from_the_first_step(name, request, tmp_path,
+                                                             monkeypatch):
+    """Each sample's train command: --weights none runs one 'all' stage under the from-scratch
+    recipe; a weights file keeps Matterport's heads-first stages and the sample's settings."""
+    sample, fixture, dataset_args = SAMPLE_DATA[name]
+    data = request.getfixturevalue(fixture)
+    calls = []
+
+    def record(self, train_dataset, val_dataset, learning_rate, epochs, layers, **kwargs):
+        calls.append((layers, epochs, learning_rate, self.config, self.log_dir))
+        self.epoch = epochs
+    monkeypatch.setattr(modellib.MaskRCNN, "train", record)
+    monkeypatch.setattr(modellib.MaskRCNN, "find_last", lambda self: "checkpoint.h5")
+    monkeypatch.setattr(modellib.MaskRCNN, "load_weights", lambda self, *a, **k: None)
+    spec = "sample_configs:Tiny{}Config".format(name.capitalize())
+    args = dataset_args(data) + ["--logs", str(tmp_path), "--config", spec, "--epochs", "4"]
+
+    sample.main(["train", "--weights", "none"] + args)
+    assert [c[:3] for c in calls] == [("all", 4, 0.001)]
+    config = calls[0][3]
+    assert (config.NORM, config.OPTIMIZER, config.LR_SCHEDULE) == ("group", "adam", "cosine")
+    # A tenth of the run's steps warm up (4 epochs of the tiny configs' 1 step: at least 1).
+    assert config.WARMUP_STEPS == max(1, int(0.1 * 4 * config.STEPS_PER_EPOCH))
+
+    # --weights last resumes that run: its recorded recipe, every layer still.
+    run_dir = calls[0][4]
+    with open(os.path.join(run_dir, recipes.RUN_SETTINGS)) as f:
+        assert json.load(f)["recipe"] == recipes.SCRATCH
+    open(os.path.join(run_dir, "mask_rcnn_{}_0004.h5".format(config.NAME.lower())), "w").close()
+    calls.clear()
+    sample.main(["train", "--weights", "last"] + args[:-1] + ["6"])
+    assert [c[:3] for c in calls] == [("all", 6, 0.001)]
+    assert calls[0][3].NORM == "group"
+
+    calls.clear()
+    sample.main(["train", "--weights", str(tmp_path / "pretrained.h5")] + args)
+    expected = common.schedule(sample.TRAINING_STAGES, 4)
+    assert [c[0] for c in calls] == [layers for layers, _, _ in expected]
+    assert calls[0][0] == "heads"
+    config = calls[0][3]
+    assert (config.NORM, config.LR_SCHEDULE, config.WARMUP_STEPS) == ("batch", None, 0)
+
+
+def test_training_plan_keeps_what_the_config_sets():
+    class OwnChoices(nucleus.NucleusConfig):
+        OPTIMIZER = "SGD"
+        LEARNING_RATE = 0.02
+        WARMUP_STEPS = 7
+
+    config, stages = common.training_config("sample_configs:TinyNucleusConfig", None, "none",
+                                            nucleus.TRAINING_STAGES, 10, STEPS_PER_EPOCH=30)
+    assert stages == [("all", 10, 1.0)]
+    assert config.WARMUP_STEPS == 30 and config.STEPS_PER_EPOCH == 30   # 10 % of 300 steps
+    from mrcnn import recipes
+    config, stages = recipes.training_plan(OwnChoices, nucleus.TRAINING_STAGES, "NONE",
+                                           NORM="batch", TRAIN_BN=True)
+    assert stages == [("all", 40, 1.0)]
+    assert (config.OPTIMIZER, config.LEARNING_RATE, config.WARMUP_STEPS) == ("SGD", 0.02, 7)
+    assert (config.NORM, config.LR_SCHEDULE) == ("batch", "cosine")
+    with pytest.raises(ValueError, match="torchvision is not available yet"):
+        common.build_model("inference", TinyBalloonConfig(), "torchvision", "logs")
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLE_DATA))
+def test_sample_inspect_writes_the_dataset_report(name, request, tmp_path):
+    sample, fixture, dataset_args = SAMPLE_DATA[name]
+    data = request.getfixturevalue(fixture)
+    spec = "sample_configs:Tiny{}Config".format(name.capitalize())
+    report = sample.main(["inspect", "--weights", "none", "--logs", str(tmp_path),
+                          "--config", spec] + dataset_args(data))
+    splits = list(report["splits"].values())
+    assert len(splits) == 2 and all(s["images"] > 0 for s in splits)
+    assert splits[0]["instances"] == sum(splits[0]["class_counts"]) > 0
+    assert os.path.dirname(report["out"]) == str(tmp_path)
+    assert sorted(os.listdir(report["out"])) == ["report.png", "report.txt"]

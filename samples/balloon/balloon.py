@@ -13,6 +13,8 @@ Usage, from the repository root::
     python samples/balloon/balloon.py splash --weights last --video clip.mp4
     # COCO mask and box AP on the validation images
     python samples/balloon/balloon.py evaluate --dataset /data/balloon --weights last
+    # Dataset report (class balance, object sizes, anchor coverage, advice) under logs/
+    python samples/balloon/balloon.py inspect --dataset /data/balloon --weights none
 """
 
 import datetime
@@ -31,10 +33,12 @@ if ROOT_DIR not in sys.path:
 from mrcnn import utils  # noqa: E402
 from mrcnn.config import Config  # noqa: E402
 from mrcnn.formats import ViaDataset  # noqa: E402
+from mrcnn.images import read_rgb  # noqa: E402
 from samples import common  # noqa: E402
 
 # Matterport's recipe: the heads only, 30 epochs, at the config's learning rate. A few dozen
-# images are too few to train the backbone without overfitting.
+# images are too few to train the backbone without overfitting. With --weights none there is
+# no backbone to keep: every layer trains (common.training_config).
 TRAINING_STAGES = (("heads", 30, 1.0),)
 
 
@@ -77,10 +81,13 @@ def load_subset(dataset_dir, subset):
     return dataset
 
 
-def train(model, dataset_dir, epochs=None):
-    """Train ``model`` on the balloon dataset with Matterport's recipe (ending at ``epochs``)."""
+def train(model, dataset_dir, epochs=None, stages=None):
+    """Train ``model`` on the balloon dataset through ``stages`` (default: Matterport's recipe
+    ending at ``epochs``)."""
+    if stages is None:
+        stages = common.schedule(TRAINING_STAGES, epochs)
     common.train_stages(model, load_subset(dataset_dir, "train"), load_subset(dataset_dir, "val"),
-                        common.schedule(TRAINING_STAGES, epochs))
+                        stages)
 
 
 ############################################################
@@ -101,14 +108,6 @@ def color_splash(image, mask):
         return gray
     on = np.any(mask, axis=-1, keepdims=True)
     return np.where(on, image, gray).astype(np.uint8)
-
-
-def _read_rgb(path):
-    """An image file as [H, W, 3] uint8 RGB (gray expanded, alpha dropped)."""
-    image = np.asarray(skimage.io.imread(path))
-    if image.ndim == 2:
-        image = skimage.color.gray2rgb(image)
-    return image[..., :3]
 
 
 def _import_cv2():
@@ -133,7 +132,7 @@ def detect_and_color_splash(model, image_path=None, video_path=None, out_dir="."
     stamp = "{:%Y%m%dT%H%M%S}".format(datetime.datetime.now())
     if image_path is not None:
         print("Running on", image_path)
-        image = _read_rgb(image_path)
+        image = read_rgb(image_path)
         r = model.detect([image], verbose=0)[0]
         out_path = os.path.join(out_dir, "splash_{}.png".format(stamp))
         skimage.io.imsave(out_path, color_splash(image, r["masks"]), check_contrast=False)
@@ -176,25 +175,33 @@ def detect_and_color_splash(model, image_path=None, video_path=None, out_dir="."
 ############################################################
 
 def main(argv=None):
-    """Command line: ``train``, ``splash`` or ``evaluate`` (see the module docstring)."""
-    parser = common.sample_parser("Train Mask R-CNN to detect balloons, apply a colour splash "
-                                  "or evaluate.", ["train", "splash", "evaluate"])
+    """Command line: ``train``, ``splash``, ``evaluate`` or ``inspect`` (see the module
+    docstring)."""
+    parser = common.sample_parser("Train Mask R-CNN to detect balloons, apply a colour splash, "
+                                  "evaluate or inspect the data.",
+                                  ["train", "splash", "evaluate", "inspect"])
     parser.add_argument("--image", help="splash: the image to splash")
     parser.add_argument("--video", help="splash: the video to splash")
     parser.add_argument("--out", default=".",
                         help="splash: directory of the output file (default: current)")
     args = parser.parse_args(argv)
-    if args.command in ("train", "evaluate") and not args.dataset:
+    if args.command in ("train", "evaluate", "inspect") and not args.dataset:
         parser.error("--dataset is required for {}".format(args.command))
     if args.command == "splash" and (args.image is None) == (args.video is None):
         parser.error("splash needs --image or --video")
 
+    if args.command == "inspect":
+        return common.inspect_splits({"train": load_subset(args.dataset, "train"),
+                                      "val": load_subset(args.dataset, "val")},
+                                     common.make_config(args.config, BalloonConfig), args.logs)
     if args.command == "train":
-        overrides = {"STEPS_PER_EPOCH": args.steps} if args.steps else {}
-        config = common.make_config(args.config, BalloonConfig, **overrides)
+        overrides = {"STEPS_PER_EPOCH": args.steps} if args.steps is not None else {}
+        config, stages = common.training_config(args.config, BalloonConfig, args.weights,
+                                                TRAINING_STAGES, args.epochs,
+                                                logs_dir=args.logs, **overrides)
         config.display()
         model = common.build_model("training", config, args.weights, args.logs)
-        train(model, args.dataset, args.epochs)
+        train(model, args.dataset, stages=stages)
         return model.find_last()
 
     config = common.make_config(args.config, BalloonConfig, GPU_COUNT=1, IMAGES_PER_GPU=1)

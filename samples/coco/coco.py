@@ -8,6 +8,8 @@ Usage, from the repository root::
     python samples/coco/coco.py train --dataset /data/coco --year 2017 --weights last
     # COCO mask and box AP of the newest checkpoint on 500 validation images
     python samples/coco/coco.py evaluate --dataset /data/coco --year 2017 --weights last
+    # Dataset report (class balance, object sizes, anchor coverage, advice) under logs/
+    python samples/coco/coco.py inspect --dataset /data/coco --year 2017 --weights none
 
 The command-line plumbing shared by the samples is in ``samples/common.py``.
 """
@@ -30,8 +32,8 @@ if ROOT_DIR not in sys.path:
 from mrcnn import evaluate as mrcnn_evaluate  # noqa: E402
 from mrcnn import formats, utils  # noqa: E402
 from mrcnn.config import Config  # noqa: E402
-from samples.common import (build_model, make_config, run_evaluation,  # noqa: E402
-                            sample_parser, schedule, train_stages)
+from samples.common import (build_model, inspect_splits, make_config,  # noqa: E402
+                            run_evaluation, sample_parser, train_stages, training_config)
 
 DEFAULT_DATASET_YEAR = "2014"
 
@@ -46,7 +48,8 @@ MINIVAL_URLS = {
                        "instances_valminusminival2014.json.zip?dl=0",
 }
 
-# Matterport's recipe: (layers, last epoch, learning rate as a fraction of LEARNING_RATE).
+# Matterport's recipe: (layers, last epoch, learning rate as a fraction of LEARNING_RATE). With
+# --weights none every layer trains from the first step (training_config).
 TRAINING_STAGES = (("heads", 40, 1.0), ("4+", 120, 1.0), ("all", 160, 0.1))
 
 
@@ -229,9 +232,11 @@ def evaluate_coco(model, dataset, coco, eval_type="bbox", limit=0, image_ids=Non
 
 
 def main(argv=None):
-    """Command line: ``train`` or ``evaluate`` (see the module docstring and README.md)."""
-    parser = sample_parser("Train or evaluate Mask R-CNN on MS COCO.", ["train", "evaluate"],
-                           limit_default=500, weights_aliases=["--model"])
+    """Command line: ``train``, ``evaluate`` or ``inspect`` (see the module docstring and
+    README.md)."""
+    parser = sample_parser("Train or evaluate Mask R-CNN on MS COCO, or inspect the data.",
+                           ["train", "evaluate", "inspect"], limit_default=500,
+                           weights_aliases=["--model"])
     parser.add_argument("--year", default=DEFAULT_DATASET_YEAR,
                         help="2014 (default, as Matterport: train on train+valminusminival, "
                              "evaluate on minival) or 2017 (train on train, evaluate on val)")
@@ -242,11 +247,21 @@ def main(argv=None):
         parser.error("--dataset is required")
     val_subset = "minival" if args.year == "2014" else "val"
 
+    if args.command == "inspect":
+        splits = {}
+        for subset in ("train", val_subset):
+            splits[subset] = CocoDataset()
+            splits[subset].load_coco(args.dataset, subset, year=args.year,
+                                     auto_download=args.download)
+            splits[subset].prepare()
+        return inspect_splits(splits, make_config(args.config, CocoConfig), args.logs)
     if args.command == "train":
         import albumentations as A
 
-        overrides = {"STEPS_PER_EPOCH": args.steps} if args.steps else {}
-        config = make_config(args.config, CocoConfig, **overrides)
+        overrides = {"STEPS_PER_EPOCH": args.steps} if args.steps is not None else {}
+        config, stages = training_config(args.config, CocoConfig, args.weights,
+                                         TRAINING_STAGES, args.epochs, logs_dir=args.logs,
+                                         **overrides)
         config.display()
         model = build_model("training", config, args.weights, args.logs)
         train_set = CocoDataset()
@@ -258,8 +273,7 @@ def main(argv=None):
         val_set = CocoDataset()
         val_set.load_coco(args.dataset, val_subset, year=args.year, auto_download=args.download)
         val_set.prepare()
-        train_stages(model, train_set, val_set, schedule(TRAINING_STAGES, args.epochs),
-                     augmentation=A.HorizontalFlip(p=0.5))
+        train_stages(model, train_set, val_set, stages, augmentation=A.HorizontalFlip(p=0.5))
         return model.find_last()
 
     # Every detection counts towards AP: no confidence cut.

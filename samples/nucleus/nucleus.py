@@ -6,13 +6,16 @@ encoded mask per row).
 
 Usage, from the repository root::
 
-    # Train from ImageNet weights (heads for 20 epochs, then everything to epoch 40)
+    # Train from ImageNet weights (heads for 20 epochs, then everything to epoch 40); with
+    # --weights none every layer trains from the first epoch (the from-scratch recipe)
     python samples/nucleus/nucleus.py train --dataset /data/nucleus --weights imagenet
     # Kaggle submission for stage1_test with the newest checkpoint
     python samples/nucleus/nucleus.py detect --dataset /data/nucleus --subset stage1_test \\
         --weights last
     # COCO mask and box AP on the validation images
     python samples/nucleus/nucleus.py evaluate --dataset /data/nucleus --weights last
+    # Dataset report (class balance, object sizes, anchor coverage, advice) under logs/
+    python samples/nucleus/nucleus.py inspect --dataset /data/nucleus --weights none
 """
 
 import datetime
@@ -69,7 +72,8 @@ STAGE1_TRAIN_SIZE = 670
 
 SUBSETS = ("train", "val", "stage1_train", "stage1_test", "stage2_test")
 
-# Matterport's recipe: the heads first (they start random), then every layer.
+# Matterport's recipe for pretrained weights: the heads first (they start random), then every
+# layer. With --weights none every layer trains from the first step (common.training_config).
 TRAINING_STAGES = (("heads", 20, 1.0), ("all", 40, 1.0))
 
 
@@ -207,12 +211,14 @@ def training_augmentation():
     ], n=2)
 
 
-def train(model, dataset_dir, subset="train", epochs=None, val_ids=None):
-    """Train ``model`` with Matterport's recipe (ending at ``epochs``), validating on "val"."""
+def train(model, dataset_dir, subset="train", epochs=None, val_ids=None, stages=None):
+    """Train ``model`` through ``stages`` (default: Matterport's recipe ending at ``epochs``),
+    validating on "val"."""
     train_set = load_subset(dataset_dir, subset, val_ids)
     val_set = load_subset(dataset_dir, "val", val_ids)
-    common.train_stages(model, train_set, val_set, common.schedule(TRAINING_STAGES, epochs),
-                        augmentation=training_augmentation())
+    if stages is None:
+        stages = common.schedule(TRAINING_STAGES, epochs)
+    common.train_stages(model, train_set, val_set, stages, augmentation=training_augmentation())
 
 
 ############################################################
@@ -315,9 +321,10 @@ def detect(model, dataset_dir, subset, out_dir=RESULTS_DIR, val_ids=None):
 ############################################################
 
 def main(argv=None):
-    """Command line: ``train``, ``detect`` or ``evaluate`` (see the module docstring)."""
+    """Command line: ``train``, ``detect``, ``evaluate`` or ``inspect`` (see the module
+    docstring)."""
     parser = common.sample_parser("Mask R-CNN for nuclei counting and segmentation.",
-                                  ["train", "detect", "evaluate"])
+                                  ["train", "detect", "evaluate", "inspect"])
     parser.add_argument("--subset", choices=SUBSETS,
                         help="train: the training subset (default 'train'); detect: the "
                              "images to run on (default 'stage1_test'); evaluate: the images "
@@ -331,15 +338,23 @@ def main(argv=None):
     if not args.dataset:
         parser.error("--dataset is required")
     subset = args.subset or {"train": "train", "detect": "stage1_test",
-                             "evaluate": "val"}[args.command]
+                             "evaluate": "val", "inspect": "train"}[args.command]
     val_ids = read_ids(args.val_ids) if args.val_ids else None
 
+    if args.command == "inspect":
+        config = common.make_config(args.config, NucleusConfig)
+        return common.inspect_splits({subset: load_subset(args.dataset, subset, val_ids),
+                                      "val": load_subset(args.dataset, "val", val_ids)},
+                                     config, args.logs)
+
     if args.command == "train":
-        overrides = {"STEPS_PER_EPOCH": args.steps} if args.steps else {}
-        config = common.make_config(args.config, NucleusConfig, **overrides)
+        overrides = {"STEPS_PER_EPOCH": args.steps} if args.steps is not None else {}
+        config, stages = common.training_config(args.config, NucleusConfig, args.weights,
+                                                TRAINING_STAGES, args.epochs,
+                                                logs_dir=args.logs, **overrides)
         config.display()
         model = common.build_model("training", config, args.weights, args.logs)
-        train(model, args.dataset, subset, args.epochs, val_ids)
+        train(model, args.dataset, subset, val_ids=val_ids, stages=stages)
         return model.find_last()
 
     config = common.make_config(args.config, NucleusConfig, **inference_overrides())

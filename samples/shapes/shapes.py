@@ -270,6 +270,8 @@ def main(argv=None):
     import argparse
     import time
 
+    from samples.common import positive_int
+
     parser = argparse.ArgumentParser(description="Train, evaluate or run Mask R-CNN on the "
                                                  "synthetic shapes dataset.")
     parser.add_argument("command", choices=["train", "evaluate", "detect", "demo"],
@@ -288,7 +290,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=4,
                         help="train up to this epoch (cumulative, as in Matterport; default "
                              "4, the scratch demo's)")
-    parser.add_argument("--steps", type=int, help="steps per epoch (default: the preset's)")
+    parser.add_argument("--steps", type=positive_int,
+                        help="steps per epoch (default: the preset's)")
     parser.add_argument("--validation-steps", type=int,
                         help="validation steps at each epoch end, 0 for none (default: the "
                              "preset's; the demo's: none)")
@@ -350,7 +353,7 @@ def config_class(args):
     attrs = {"SEED": args.seed}
     if args.no_epoch_pictures:
         attrs.update(TENSORBOARD_IMAGES=False, CLASS_COLLAPSE_WARNING=False)
-    if args.steps:
+    if args.steps is not None:
         attrs["STEPS_PER_EPOCH"] = args.steps
     if args.validation_steps is not None:
         attrs["VALIDATION_STEPS"] = args.validation_steps
@@ -449,7 +452,7 @@ def run_demo(args):
           "--lr-drop-epochs", str(args.lr_drop_epochs), "--train-images",
           str(args.train_images), "--no-epoch-pictures", "--validation-steps",
           str(0 if args.validation_steps is None else args.validation_steps)]
-         + (["--steps", str(args.steps)] if args.steps else [])
+         + (["--steps", str(args.steps)] if args.steps is not None else [])
          + common)
     timings["train_s"] = round(time.time() - start, 1)
     start = time.time()
@@ -465,8 +468,10 @@ def run_demo(args):
     summary = {"mAP@0.5": round(m, 4), "held_out_images": args.images,
                "coco_mask_AP": round(evaluation["segm"]["AP"], 4),
                "coco_mask_AP50": round(evaluation["segm"]["AP50"], 4),
+               "coco_mask_AP75": round(evaluation["segm"]["AP75"], 4),
                "coco_box_AP": round(evaluation["bbox"]["AP"], 4),
                "coco_box_AP50": round(evaluation["bbox"]["AP50"], 4),
+               "coco_box_AP75": round(evaluation["bbox"]["AP75"], 4),
                "picture": os.path.abspath(picture), "epochs": args.epochs,
                "preset": args.preset, **timings,
                "total_s": round(sum(timings.values()), 1), "cpus": os.cpu_count(),

@@ -1,0 +1,284 @@
+"""Training recipes and the run helpers every command line shares (``python -m mrcnn`` and the
+samples through ``samples/common.py``): the epoch schedule of a recipe, the from-scratch recipe
+that ``--weights none`` switches to, the ``--weights`` choices, and the printed COCO figures.
+
+A recipe is a tuple of stages ``(layers, last epoch, learning-rate factor)``. With pretrained
+weights the samples keep Matterport's stages (heads first, then deeper layers). From random
+weights there is no pretrained backbone for a heads-first stage to protect, so
+:func:`training_plan` turns any recipe into one ``"all"`` stage and applies
+``FROM_SCRATCH``: the arm that won the from-scratch comparison of ``benchmarks/recipes.py``
+(docs/BENCHMARKS.md, "From scratch: BatchNorm vs GroupNorm with warm-up": mask AP 0.567 against
+BatchNorm's 0.347 in the same 500 steps), i.e. GroupNorm, Adam at 1e-3 under a cosine decay and
+a linear warm-up over the first tenth of the steps.
+"""
+
+import json
+import math
+import os
+
+import numpy as np
+
+from mrcnn.config import Config
+
+# The weights a command line accepts besides a file path.
+WEIGHTS_CHOICES = ("coco", "imagenet", "last", "none")
+
+WEIGHTS_HELP = ("'coco' (Matterport's COCO weights, mask_rcnn_coco.h5, downloaded when absent), "
+                "'last' (newest checkpoint under --logs), 'imagenet' (ResNet backbone only), "
+                "'none' (random initialization: every layer trains from the first step with the "
+                "from-scratch recipe) or the path of an .h5 file")
+
+# Layers whose shape depends on the number of classes: skipped when loading the COCO weights
+# into a model with another class count.
+COCO_HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
+COCO_NUM_CLASSES = 1 + 80
+
+# Matterport's recipe for pretrained weights on a dataset of its own (the nucleus sample's):
+# the heads first (they start random), then every layer.
+PRETRAINED_STAGES = (("heads", 20, 1.0), ("all", 40, 1.0))
+
+# The from-scratch recipe (see the module docstring). WARMUP_STEPS is set by training_plan to
+# WARMUP_FRACTION of the run's steps (the benchmark's 50 of 500).
+FROM_SCRATCH = {"NORM": "group", "OPTIMIZER": "adam", "LEARNING_RATE": 0.001,
+                "LR_SCHEDULE": "cosine"}
+WARMUP_FRACTION = 0.1
+# The recipe attributes a run records beside its checkpoints, so that inference and a resumed
+# run rebuild the same model (GroupNorm weights do not load into BatchNorm layers).
+RECIPE_ATTRIBUTES = tuple(FROM_SCRATCH) + ("WARMUP_STEPS",)
+RUN_SETTINGS = "run_config.json"
+SCRATCH, PRETRAINED = "from_scratch", "pretrained"
+
+
+def schedule(stages, epochs=None):
+    """A recipe's stages, ``(layers, last epoch, learning-rate factor)``, ending at ``epochs``.
+
+    Stage ends are scaled by ``epochs / recipe length`` and rounded up; stages left empty by
+    the scaling are dropped. Without ``epochs`` the recipe is returned as it is.
+    """
+    if epochs is None:
+        return list(stages)
+    if epochs < 1:
+        raise ValueError("--epochs must be at least 1, got {}".format(epochs))
+    total = stages[-1][1]
+    scaled, previous = [], 0
+    for layers, end, factor in stages:
+        end = min(epochs, math.ceil(end * epochs / total))
+        if end > previous:
+            scaled.append((layers, end, factor))
+            previous = end
+    return scaled
+
+
+def set_by_class(config_class, name):
+    """True when ``config_class`` (or a class it derives from, other than Config) sets ``name``."""
+    return any(name in vars(klass) for klass in config_class.__mro__
+               if klass not in Config.__mro__)
+
+
+def jsonable(value):
+    """``value`` as JSON data, or None when it is not plain data (a callable backbone)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        value = list(value)
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return None
+    return value
+
+
+def same_value(a, b):
+    """True when two attribute values are equal (lists, tuples and arrays alike)."""
+    try:
+        return bool(np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object)))
+    except Exception:  # ragged or odd values: compare them as they are
+        return a == b
+
+
+def checkpoint_path(weights, config, logs_dir):
+    """The checkpoint file behind ``--weights`` (a path, or "last": the newest under
+    ``logs_dir`` of ``config``'s NAME, a class or an instance); None for the other choices."""
+    from mrcnn import checkpoints   # imports Keras: only when needed (`mrcnn --help` stays fast)
+
+    choice = str(weights).lower()
+    if choice == "last":
+        return checkpoints.find_last(logs_dir, checkpoints.run_name(config))
+    if choice in WEIGHTS_CHOICES or choice == "torchvision":
+        return None
+    return weights
+
+
+def run_settings(config, attributes=None):
+    """What a run records (:data:`RUN_SETTINGS`): its recipe (``SCRATCH``, ``PRETRAINED`` or
+    None) and attributes: ``RECIPE_ATTRIBUTES`` of ``config`` and ``attributes``."""
+    recorded = {name: jsonable(getattr(config, name)) for name in RECIPE_ATTRIBUTES}
+    recorded.update(attributes or {})
+    return {"recipe": getattr(config, "_recipe", None), "attributes": recorded}
+
+
+def write_run_settings(log_dir, settings):
+    """Write ``settings`` as ``log_dir/run_config.json`` (JSON: data, never code)."""
+    os.makedirs(log_dir, exist_ok=True)
+    with open(os.path.join(log_dir, RUN_SETTINGS), "w", encoding="utf-8") as f:
+        json.dump(settings, f, indent=1)
+
+
+def read_run_settings(weights_path):
+    """The settings recorded beside the checkpoint ``weights_path``, or None."""
+    path = os.path.join(os.path.dirname(os.path.abspath(str(weights_path))), RUN_SETTINGS)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        settings = json.load(f)
+    print("Settings of the run ({}): {}".format(path, settings))
+    return settings
+
+
+def with_run_settings(config_class, settings, keep=()):
+    """``config_class`` with the recorded attributes of ``settings`` (None: unchanged), except
+    those ``keep`` names (the current command line's): the run's final settings are those its
+    checkpoints were trained with, whatever the class says."""
+    attributes = {name: value for name, value in (settings or {}).get("attributes", {}).items()
+                  if name not in keep
+                  and not same_value(getattr(config_class, name, None), value)}
+    if not attributes:
+        return config_class
+    return type(config_class.__name__, (config_class,), attributes)
+
+
+def training_plan(config_class, stages, weights, epochs=None, logs_dir=None, **overrides):
+    """(config instance, stages) for training ``config_class`` from ``weights``.
+
+    stages: the recipe for pretrained weights, scaled to ``epochs`` by :func:`schedule`.
+    weights "none": one ``"all"`` stage to the recipe's last epoch, and ``FROM_SCRATCH``'s
+    attributes except those ``config_class`` sets itself (a user's config keeps its choices)
+    or ``overrides`` names; WARMUP_STEPS is a tenth of the run's steps unless set so.
+    A checkpoint (a path, or "last" under ``logs_dir``) with recorded settings resumes with
+    them, and a run started from scratch keeps training every layer.
+    overrides: attributes set last (the command line's). What the recipe set is printed.
+    """
+    stages = schedule(stages, epochs)
+    settings = None
+    if logs_dir is not None or str(weights).lower() != "last":
+        path = checkpoint_path(weights, config_class, logs_dir)
+        settings = read_run_settings(path) if path else None
+    if settings:
+        overrides = {**settings.get("attributes", {}), **overrides}
+    if str(weights).lower() != "none" and (settings or {}).get("recipe") != SCRATCH:
+        return type(config_class.__name__, (config_class,),
+                    dict(overrides, _recipe=PRETRAINED))(), stages
+    stages = [("all", stages[-1][1], 1.0)]
+    applied = {name: value for name, value in FROM_SCRATCH.items()
+               if not set_by_class(config_class, name) and name not in overrides}
+    attributes = {**applied, **overrides}
+    if not set_by_class(config_class, "WARMUP_STEPS") and "WARMUP_STEPS" not in overrides:
+        steps = attributes.get("STEPS_PER_EPOCH", config_class.STEPS_PER_EPOCH)
+        applied["WARMUP_STEPS"] = attributes["WARMUP_STEPS"] = max(
+            1, int(WARMUP_FRACTION * steps * stages[-1][1]))
+    kept = sorted(set(FROM_SCRATCH) - set(applied))
+    print("From random weights: every layer trains from the first step (from-scratch recipe: "
+          "{}{})".format(", ".join("{}={!r}".format(k, v) for k, v in sorted(applied.items())),
+                         "; kept from the config or the run: " + ", ".join(kept) if kept
+                         else ""))
+    attributes["_recipe"] = SCRATCH
+    return type(config_class.__name__, (config_class,), attributes)(), stages
+
+
+def check_classes(dataset, config):
+    """ValueError when the dataset's class count is not the config's NUM_CLASSES."""
+    if dataset.num_classes != config.NUM_CLASSES:
+        raise ValueError("the dataset has {} classes (background included) but NUM_CLASSES is "
+                         "{}: pass --config with a Config subclass whose NUM_CLASSES is {}".format(
+                             dataset.num_classes, config.NUM_CLASSES, dataset.num_classes))
+
+
+def train_stages(model, train_dataset, val_dataset, stages, augmentation=None):
+    """Run ``schedule`` stages in turn; stages that a resumed run has passed are skipped."""
+    check_classes(train_dataset, model.config)
+    for layers, end, factor in stages:
+        if model.epoch >= end:
+            print("Skipping '{}' (up to epoch {}): the run is at epoch {}".format(
+                layers, end, model.epoch))
+            continue
+        learning_rate = model.config.LEARNING_RATE * factor
+        print("Training '{}' layers up to epoch {} at learning rate {:g}".format(
+            layers, end, learning_rate))
+        model.train(train_dataset, val_dataset, learning_rate=learning_rate, epochs=end,
+                    layers=layers, augmentation=augmentation)
+        write_run_settings(model.log_dir, run_settings(model.config))
+
+
+def check_weights_choice(weights):
+    """ValueError for --weights torchvision: its conversion does not exist yet."""
+    if str(weights).lower() == "torchvision":
+        raise ValueError("--weights torchvision is not available yet: converting torchvision's "
+                         "Mask R-CNN weights is not implemented; use coco, imagenet, last, none "
+                         "or an .h5 path")
+
+
+def build_model(mode, config, weights, logs_dir, locate_coco):
+    """A ``MaskRCNN`` in ``mode`` with a --weights choice applied.
+
+    weights: "coco", "last", "imagenet", "none" or a path (see ``WEIGHTS_HELP``); "torchvision"
+    is refused (its conversion does not exist yet). COCO weights skip the class-specific head
+    layers when ``config.NUM_CLASSES`` is not COCO's 81. locate_coco: a function returning the
+    path of ``mask_rcnn_coco.h5`` (downloading it when absent), called before the model is
+    built so that a failed download fails fast. A checkpoint of an earlier run ("last" or its
+    path) makes training resume after its epoch.
+    """
+    from mrcnn import model as modellib
+
+    check_weights_choice(weights)
+    choice = str(weights).lower()
+    path = locate_coco() if choice == "coco" else weights
+    if mode == "inference":
+        # A run's recorded recipe (e.g. GroupNorm from scratch) rebuilds the model it trained.
+        checkpoint = checkpoint_path(weights, config, logs_dir)
+        settings = read_run_settings(checkpoint) if checkpoint else None
+        config_class = with_run_settings(type(config), settings)
+        if config_class is not type(config):
+            config = config_class()
+    model = modellib.MaskRCNN(mode=mode, config=config, model_dir=logs_dir)
+    if choice == "none":
+        print("Weights: none (random initialization)")
+        return model
+    if choice == "imagenet":
+        print("Loading ImageNet weights into the backbone")
+        model.load_weights("imagenet")
+        return model
+    if choice == "last":
+        path = model.find_last()
+    exclude = COCO_HEAD_LAYERS if choice == "coco" and \
+        config.NUM_CLASSES != COCO_NUM_CLASSES else None
+    print("Loading weights", path)
+    model.load_weights(path, by_name=True, exclude=exclude)
+    return model
+
+
+def format_metrics(summary):
+    """The metrics table of an ``evaluate_coco`` summary, as printed lines."""
+    lines = ["COCO figures on {} images ({} detections); AP averages IoU 0.50:0.95:".format(
+        summary["num_images"], summary["num_detections"]),
+        "  {:5} {:>6} {:>6} {:>6}".format("", "AP", "AP50", "AP75")]
+    for iou_type, label in (("segm", "mask"), ("bbox", "box")):
+        stats = summary[iou_type]
+        lines.append("  {:5} {:6.3f} {:6.3f} {:6.3f}".format(label, stats["AP"], stats["AP50"],
+                                                            stats["AP75"]))
+    return "\n".join(lines)
+
+
+def run_evaluation(model, dataset, limit=0, results_path=None):
+    """COCO mask and box metrics of ``model`` on ``dataset`` (the first ``limit`` images),
+    printed as a table; returns ``mrcnn.evaluate.evaluate_coco``'s summary."""
+    from mrcnn import evaluate as mrcnn_evaluate
+
+    check_classes(dataset, model.config)
+    image_ids = list(dataset.image_ids)
+    if limit:
+        image_ids = image_ids[:limit]
+    print("Running COCO evaluation on {} images".format(len(image_ids)))
+    summary = mrcnn_evaluate.evaluate_coco(model, dataset, image_ids=image_ids,
+                                           results_path=results_path)
+    print("\n" + format_metrics(summary))
+    return summary

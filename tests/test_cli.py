@@ -1,0 +1,501 @@
+"""``python -m mrcnn``: the data file, each command end to end on generated data, and the errors
+of bad data files.
+
+Every format's fixture is a tiny dataset written in its real layout: 64x64 images with known
+rectangles (class "box") and, except in the one-class mask-folder formats, ellipses ("disc").
+Training runs one step of the tiny config (``tiny:TinyConfig`` named in the data file).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import skimage.draw
+import skimage.io
+
+from mrcnn import cli, datafile, recipes
+from mrcnn import model as modellib
+from mrcnn.images import read_rgb
+
+SIZE = 64
+# Per image: (class, (y1, x1, y2, x2)) of each object; a "disc" fills the ellipse inside
+# its box. Train has 3 images, val 2.
+OBJECTS = {
+    "train": [[("box", (6, 8, 30, 40)), ("disc", (36, 30, 58, 56))],
+              [("box", (30, 4, 60, 26))],
+              [("disc", (4, 20, 30, 50)), ("box", (40, 40, 58, 60))]],
+    "val": [[("box", (10, 10, 40, 34))],
+            [("disc", (20, 24, 52, 60))]],
+}
+ONE_CLASS_FORMATS = ("dsb", "label-images")
+
+
+def object_mask(kind, box):
+    y1, x1, y2, x2 = box
+    mask = np.zeros((SIZE, SIZE), bool)
+    if kind == "box":
+        mask[y1:y2, x1:x2] = True
+    else:
+        rr, cc = skimage.draw.ellipse((y1 + y2 - 1) / 2, (x1 + x2 - 1) / 2, (y2 - y1) / 2,
+                                      (x2 - x1) / 2, shape=(SIZE, SIZE))
+        mask[rr, cc] = True
+    return mask
+
+
+def objects_of(fmt, split):
+    """The split's objects; the one-class formats keep the boxes only."""
+    return [[o for o in image if fmt not in ONE_CLASS_FORMATS or o[0] == "box"]
+            for image in OBJECTS[split]]
+
+
+def draw_image(objects, seed):
+    rng = np.random.default_rng(seed)
+    image = np.clip(rng.normal(60, 8, (SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
+    for kind, box in objects:
+        image[object_mask(kind, box)] = (220, 60, 40) if kind == "box" else (40, 200, 90)
+    return image
+
+
+def polygon(kind, box):
+    """The object's outline as (xs, ys) in pixel-corner coordinates."""
+    y1, x1, y2, x2 = box
+    if kind == "box":
+        return [x1, x2, x2, x1], [y1, y1, y2, y2]
+    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    cx, cy, rx, ry = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
+    return (np.round(cx + rx * np.cos(angles), 2).tolist(),
+            np.round(cy + ry * np.sin(angles), 2).tolist())
+
+
+def write_json(path, content):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(content, f)
+
+
+def write_split(root, fmt, split):
+    """Write one split in ``fmt`` under ``root``; returns its data-file entry."""
+    images_dir = os.path.join(root, split, "images")
+    os.makedirs(images_dir, exist_ok=True)
+    coco = {"images": [], "annotations": [],
+            "categories": [{"id": 1, "name": "box"}, {"id": 2, "name": "disc"}]}
+    via = {}
+    for index, objects in enumerate(objects_of(fmt, split)):
+        name = "{}_{}".format(split, index)
+        image = draw_image(objects, seed=hash((fmt, split, index)) % 1000)
+        if fmt == "dsb":
+            folder = os.path.join(root, split, "images", name)
+            os.makedirs(os.path.join(folder, "images"))
+            skimage.io.imsave(os.path.join(folder, "images", name + ".png"), image,
+                              check_contrast=False)
+            os.makedirs(os.path.join(folder, "masks"))
+            for k, (kind, box) in enumerate(objects):
+                skimage.io.imsave(os.path.join(folder, "masks", "{}.png".format(k)),
+                                  object_mask(kind, box).astype(np.uint8) * 255,
+                                  check_contrast=False)
+            continue
+        skimage.io.imsave(os.path.join(images_dir, name + ".png"), image, check_contrast=False)
+        if fmt == "label-images":
+            labels = np.zeros((SIZE, SIZE), np.uint8)
+            for k, (kind, box) in enumerate(objects, start=1):
+                labels[object_mask(kind, box)] = k
+            os.makedirs(os.path.join(root, split, "labels"), exist_ok=True)
+            skimage.io.imsave(os.path.join(root, split, "labels", name + ".png"), labels,
+                              check_contrast=False)
+        elif fmt == "coco":
+            coco["images"].append({"id": index + 1, "file_name": name + ".png",
+                                   "height": SIZE, "width": SIZE})
+            for kind, box in objects:
+                xs, ys = polygon(kind, box)
+                y1, x1, y2, x2 = box
+                coco["annotations"].append({
+                    "id": len(coco["annotations"]) + 1, "image_id": index + 1,
+                    "category_id": 1 if kind == "box" else 2, "iscrowd": 0,
+                    "segmentation": [[v for xy in zip(xs, ys) for v in xy]],
+                    "area": float((y2 - y1) * (x2 - x1)), "bbox": [x1, y1, x2 - x1, y2 - y1]})
+        elif fmt == "via":
+            regions = []
+            for kind, box in objects:
+                xs, ys = polygon(kind, box)
+                regions.append({"shape_attributes": {"name": "polygon", "all_points_x": xs,
+                                                     "all_points_y": ys},
+                                "region_attributes": {"type": kind}})
+            via[name + ".png"] = {"filename": name + ".png", "size": 0, "regions": regions,
+                                  "file_attributes": {}}
+        elif fmt == "labelme":
+            shapes = []
+            for kind, box in objects:
+                xs, ys = polygon(kind, box)
+                shapes.append({"label": kind, "points": [list(p) for p in zip(xs, ys)],
+                               "shape_type": "polygon", "group_id": None})
+            write_json(os.path.join(root, split, "labelme", name + ".json"),
+                       {"imagePath": "../images/{}.png".format(name), "imageData": None,
+                        "imageHeight": SIZE, "imageWidth": SIZE, "shapes": shapes})
+    if fmt == "coco":
+        write_json(os.path.join(root, split, "instances.json"), coco)
+        return {"annotations": split + "/instances.json", "images": split + "/images"}
+    if fmt == "via":
+        write_json(os.path.join(root, split, "via.json"),
+                   {"_via_settings": {}, "_via_img_metadata": via, "_via_attributes": {}})
+        return {"annotations": split + "/via.json", "images": split + "/images",
+                "class_attribute": "type"}
+    if fmt == "labelme":
+        return {"annotations": split + "/labelme"}
+    if fmt == "dsb":
+        return {"images": split + "/images"}
+    return {"images": split + "/images", "labels": split + "/labels"}
+
+
+def write_data(root, fmt, extension=".yaml", **extra):
+    """A dataset in ``fmt`` and its data file under ``root``; returns the data file's path."""
+    import yaml
+
+    root = str(root)
+    content = {"format": fmt, "name": "cli_" + fmt.replace("-", "_"),
+               "train": write_split(root, fmt, "train"), "val": write_split(root, fmt, "val"),
+               "config": "tiny:TinyConfig", **extra}
+    path = os.path.join(root, "data" + extension)
+    with open(path, "w") as f:
+        if extension == ".json":
+            json.dump(content, f)
+        else:
+            yaml.safe_dump(content, f)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """No test may reach the network."""
+    def refuse(url, *args, **kwargs):
+        raise urllib.error.URLError("network disabled in tests")
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+############################################################
+#  Data files and inspect, in every format
+############################################################
+
+@pytest.mark.parametrize("fmt", datafile.FORMATS)
+def test_inspect_reads_every_format(fmt, tmp_path):
+    path = write_data(tmp_path / "data", fmt, extension=".json" if fmt == "via" else ".yaml")
+    report = cli.run(["inspect", path, "--out", str(tmp_path / "report")])
+    expected_names = ["box"] if fmt in ONE_CLASS_FORMATS else ["box", "disc"]
+    if fmt in ONE_CLASS_FORMATS:
+        expected_names = ["object"]
+    for split in ("train", "val"):
+        objects = objects_of(fmt, split)
+        facts = report["splits"][split]
+        assert facts["images"] == len(objects)
+        assert facts["class_names"] == expected_names
+        counts = [sum(o[0] == name or fmt in ONE_CLASS_FORMATS for image in objects
+                      for o in image) for name in expected_names]
+        assert facts["class_counts"] == counts
+    # 64x64 images in TinyConfig's 64x64 square: scale 1, so each side is the drawn box's
+    # (the ellipses' boxes within 2 px of theirs).
+    drawn = sorted(np.sqrt((b[2] - b[0]) * (b[3] - b[1]))
+                   for image in objects_of(fmt, "train") for _, b in image)
+    np.testing.assert_allclose(sorted(report["splits"]["train"]["object_sides"]), drawn,
+                               atol=2.0)
+    assert os.path.getsize(tmp_path / "report" / "report.png") > 10_000
+    text = (tmp_path / "report" / "report.txt").read_text()
+    assert "Anchor coverage" in text and "MEAN_PIXEL" in text
+
+
+def test_data_file_classes_and_overrides(tmp_path):
+    path = write_data(tmp_path, "via", classes=["disc", "box"],
+                      overrides={"IMAGE_MAX_DIM": 128, "RPN_ANCHOR_SCALES": [4, 8, 16, 32, 64]})
+    data = datafile.read(path)
+    train = data.load("train")
+    assert train.class_names == ["BG", "disc", "box"]
+    config = data.config_class(train.num_classes, {"DETECTION_MIN_CONFIDENCE": 0.2})()
+    assert (config.NUM_CLASSES, config.IMAGE_MAX_DIM, config.NAME) == (3, 128, "tiny")
+    assert list(config.RPN_ANCHOR_SCALES) == [4, 8, 16, 32, 64]
+    assert config.DETECTION_MIN_CONFIDENCE == 0.2
+    # COCO: the named categories, in the file's order of names.
+    coco_path = write_data(tmp_path / "coco", "coco", classes=["disc"])
+    coco_train = datafile.read(coco_path).load("train")
+    assert coco_train.class_names == ["BG", "disc"] and coco_train.num_images == 2
+
+
+############################################################
+#  Bad data files
+############################################################
+
+def edit_data(path, **changes):
+    import yaml
+    with open(path) as f:
+        content = yaml.safe_load(f)
+    for key, value in changes.items():
+        if value is None:
+            content.pop(key, None)
+        else:
+            content[key] = value
+    with open(path, "w") as f:
+        yaml.safe_dump(content, f)
+    return path
+
+
+@pytest.fixture(scope="module")
+def coco_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("coco_cli")
+    write_data(root, "coco")
+    return root
+
+
+@pytest.mark.parametrize("changes,key,message", [
+    ({"format": "pascal"}, "format", "unknown format 'pascal'"),
+    ({"trian": {"images": "x"}}, "trian", "unknown key"),
+    ({"train": None}, "train", "missing"),
+    ({"train": {"annotations": "train/missing.json", "images": "train/images"}},
+     "train.annotations", "no such file"),
+    ({"train": {"annotations": "train/instances.json", "images": "train/nowhere"}},
+     "train.images", "no such folder"),
+    ({"train": {"annotations": "train/instances.json"}}, "train.images", "missing"),
+    ({"train": {"annotations": "train/instances.json", "images": "train/images",
+                "labels": "x"}}, "train.labels", "unknown key for format coco"),
+    ({"overrides": {"IMAGE_MAX_SIZE": 512}}, "overrides.IMAGE_MAX_SIZE",
+     "not a Config attribute"),
+    ({"classes": "box"}, "classes", "list of distinct class names"),
+    ({"config": "nomodule"}, "config", "package.module:ConfigClass"),
+    ({"classes": ["box", "truck"]}, "train", "classes \\['truck'\\] are not categories"),
+])
+def test_bad_data_file_names_the_file_and_key(coco_root, tmp_path, changes, key, message,
+                                              capsys):
+    import shutil
+    root = tmp_path / "copy"
+    shutil.copytree(coco_root, root)
+    path = edit_data(str(root / "data.yaml"), **changes)
+    with pytest.raises(datafile.DataFileError) as error:
+        data = datafile.read(path)
+        data.config_class(3)          # the config class is imported here
+        data.load("train")
+    text = str(error.value)
+    assert text.startswith(path + ": " + key + ": "), text
+    assert __import__("re").search(message, text), text
+    # The command line prints it as one line, exit status 2.
+    assert cli.main(["inspect", path, "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == "error: " + text
+
+
+def test_malformed_annotation_file_names_the_split(coco_root, tmp_path):
+    import shutil
+    root = tmp_path / "copy"
+    shutil.copytree(coco_root, root)
+    (root / "train" / "instances.json").write_text("[]")
+    with pytest.raises(datafile.DataFileError, match="data.yaml: train: .*instances.json"):
+        datafile.read(str(root / "data.yaml")).load("train")
+    (root / "train" / "instances.json").write_text("{not json")
+    with pytest.raises(datafile.DataFileError, match="data.yaml: train: .*instances.json"):
+        datafile.read(str(root / "data.yaml")).load("train")
+
+
+def test_unreadable_data_files(tmp_path, capsys):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("format: coco\ntrain: [unclosed\n")
+    with pytest.raises(datafile.DataFileError, match="bad.yaml: not valid YAML"):
+        datafile.read(str(bad_yaml))
+    listing = tmp_path / "list.json"
+    listing.write_text("[1, 2]")
+    with pytest.raises(datafile.DataFileError, match="list.json: the file should hold a "
+                                                      "mapping"):
+        datafile.read(str(listing))
+    with pytest.raises(datafile.DataFileError, match="data.txt: a data file is .yaml"):
+        (tmp_path / "data.txt").write_text("format: coco")
+        datafile.read(str(tmp_path / "data.txt"))
+    assert cli.main(["inspect", str(tmp_path / "absent.yaml")]) == 2
+    assert "absent.yaml: no such data file" in capsys.readouterr().err
+
+
+def test_via_with_several_classes_needs_the_class_attribute(tmp_path):
+    path = write_data(tmp_path, "via", classes=["box", "disc"])
+    edit_data(path, train={"annotations": "train/via.json", "images": "train/images"})
+    with pytest.raises(datafile.DataFileError, match="data.yaml: train.class_attribute: "
+                                                      "missing: with several classes"):
+        datafile.read(path)
+
+
+def test_val_classes_must_match_train(tmp_path):
+    path = write_data(tmp_path, "labelme")
+    # A val split whose only label is another class than train's.
+    val_json = os.path.join(str(tmp_path), "val", "labelme", "val_0.json")
+    with open(val_json) as f:
+        content = json.load(f)
+    content["shapes"][0]["label"] = "truck"
+    write_json(val_json, content)
+    data = datafile.read(path)
+    train = data.load("train")
+    with pytest.raises(datafile.DataFileError, match="data.yaml: val: .*unknown label 'truck'"):
+        data.load("val", train.class_names[1:])
+
+
+def test_bad_command_lines(coco_root, tmp_path, capsys):
+    path = str(coco_root / "data.yaml")
+    logs = ["--logs", str(tmp_path / "logs")]
+    assert cli.main(["evaluate", path, "--weights", "torchvision"] + logs) == 2
+    assert "torchvision is not available yet" in capsys.readouterr().err
+    assert cli.main(["evaluate", path, "--weights", "last"] + logs) == 2
+    assert "--weights last: no checkpoint of 'tiny'" in capsys.readouterr().err
+    assert cli.main(["evaluate", path, "--weights", "nowhere.h5"] + logs) == 2
+    assert "--weights nowhere.h5: no such file" in capsys.readouterr().err
+    assert cli.main(["inspect", path, "--set", "IMAGE_MAX_DIM"] + logs) == 2
+    assert "expected NAME=VALUE" in capsys.readouterr().err
+    assert cli.main(["inspect", path, "--set", "BATCH_SIZE=4"] + logs) == 2
+    assert "--set BATCH_SIZE: not a Config attribute" in capsys.readouterr().err
+    assert cli.main(["detect", path, "--weights", "none", str(tmp_path / "none")] + logs) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    # Offline, the COCO weights cannot be downloaded: one line, nothing left behind.
+    assert cli.main(["train", path, "--weights", "coco", "--no-data-defaults"] + logs) == 2
+    assert "could not download https://github.com/matterport/" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "logs" / "mask_rcnn_coco.h5")
+    with pytest.raises(SystemExit) as exit_info:      # argparse's usage error
+        cli.main(["train", path, "--weights", "none", "--steps", "0"] + logs)
+    assert exit_info.value.code == 2
+    assert "--steps: must be at least 1, got 0" in capsys.readouterr().err
+
+
+############################################################
+#  train, evaluate, detect, export end to end
+############################################################
+
+@pytest.fixture(scope="module")
+def trained(coco_root, tmp_path_factory):
+    """One training step from random weights: (data file, logs, checkpoint)."""
+    logs = str(tmp_path_factory.mktemp("cli_logs"))
+    path = str(coco_root / "data.yaml")
+    checkpoint = cli.run(["train", path, "--weights", "none", "--epochs", "1", "--steps", "1",
+                          "--set", "VALIDATION_STEPS=1", "--logs", logs])
+    return path, logs, checkpoint
+
+
+def test_train_from_scratch_writes_a_run(trained):
+    path, logs, checkpoint = trained
+    assert os.path.basename(checkpoint) == "mask_rcnn_tiny_0001.h5"
+    with open(os.path.join(os.path.dirname(checkpoint), recipes.RUN_SETTINGS)) as f:
+        run = json.load(f)
+    assert run["data"] == os.path.abspath(path)
+    assert run["recipe"] == recipes.SCRATCH
+    attributes = run["attributes"]
+    assert (attributes["NORM"], attributes["OPTIMIZER"], attributes["LR_SCHEDULE"]) == (
+        "group", "adam", "cosine")
+    assert (attributes["STEPS_PER_EPOCH"], attributes["WARMUP_STEPS"]) == (1, 1)
+    # Defaults from the data: the training images' mean (TinyConfig keeps Config's); the
+    # anchor scales TinyConfig sets itself are kept.
+    train = datafile.read(path).load("train")
+    mean = np.mean([train.load_image(i).reshape(-1, 3) for i in train.image_ids], axis=(0, 1))
+    np.testing.assert_allclose(attributes["MEAN_PIXEL"], mean, atol=0.05)
+    assert "RPN_ANCHOR_SCALES" not in attributes
+
+
+def test_evaluate_detect_export(trained, tmp_path):
+    path, logs, checkpoint = trained
+    common = ["--weights", "last", "--logs", logs, "--set", "DETECTION_MIN_CONFIDENCE=0"]
+    # The run's GroupNorm comes back from run_config.json, or the checkpoint would not load.
+    summary = cli.run(["evaluate", path, "--out", str(tmp_path / "eval"), "--pictures", "1"]
+                      + common)
+    assert summary["num_images"] == 2
+    for iou_type in ("segm", "bbox"):
+        assert 0.0 <= summary[iou_type]["AP"] <= 1.0
+    with open(tmp_path / "eval" / "metrics.json") as f:
+        written = json.load(f)
+    assert written["summary"]["num_images"] == 2
+    assert len(written["detections"]) == summary["num_detections"]
+    assert "AP50" in (tmp_path / "eval" / "metrics.txt").read_text()
+    assert os.path.isfile(tmp_path / "eval" / "detections_0.png")
+
+    images = os.path.join(os.path.dirname(path), "val", "images")
+    one = os.path.join(os.path.dirname(path), "train", "images", "train_0.png")
+    cv2 = pytest.importorskip("cv2")
+    video = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 5, (SIZE, SIZE))
+    for name in ("train_0.png", "train_1.png"):
+        writer.write(read_rgb(os.path.join(os.path.dirname(one), name))[..., ::-1].copy())
+    writer.release()
+    # A 100 x 150 image in 64-px tiles (2 x 3); the 64 x 64 images are one tile each.
+    large = str(tmp_path / "large.png")
+    skimage.io.imsave(large, np.random.default_rng(0).integers(0, 255, (100, 150, 3),
+                                                                dtype=np.uint8),
+                      check_contrast=False)
+    detections = cli.run(["detect", path, images, one, large, video, "--tiles", "--overlap",
+                          "16", "--out", str(tmp_path / "det")] + common)
+    from pycocotools.coco import COCO
+    coco = COCO(detections)
+    entries = [coco.imgs[i] for i in sorted(coco.imgs)]
+    assert [e["file_name"] for e in entries] == [
+        os.path.abspath(os.path.join(images, "val_0.png")),
+        os.path.abspath(os.path.join(images, "val_1.png")), os.path.abspath(one), large,
+        video + "#0", video + "#1"]
+    assert [(e.get("video"), e.get("frame")) for e in entries[4:]] == [(video, 0), (video, 1)]
+    assert (entries[3]["height"], entries[3]["width"]) == (100, 150)
+    assert [c["name"] for c in coco.dataset["categories"]] == ["box", "disc"]
+    assert sorted(os.listdir(tmp_path / "det")) == [
+        "0001_val_0.png", "0002_val_1.png", "0003_train_0.png", "0004_large.png",
+        "clip_detections.avi", "detections.json"]
+    capture = cv2.VideoCapture(str(tmp_path / "det" / "clip_detections.avi"))
+    written = 0
+    while capture.read()[0]:
+        written += 1
+    capture.release()
+    assert written == 2
+    # The json holds what tiled detection gives on each image and detect() on each frame
+    # (the model rebuilt as the command builds it), masks as COCO RLEs of the image size.
+    from mrcnn import tiling
+    model = cli.inference_model(cli.build_parser().parse_args(
+        ["detect", path, one] + common), datafile.read(path))[0]
+    results = [tiling.detect_tiled(model, read_rgb(e["file_name"]), overlap=16)
+               for e in entries[:4]]
+    results += [model.detect([frame])[0] for frame in cli.video_frames(video)[2]]
+    for entry, result in zip(entries, results):
+        annotations = coco.imgToAnns[entry["id"]]
+        assert [a["category_id"] for a in annotations] == result["class_ids"].tolist()
+        np.testing.assert_allclose([a["score"] for a in annotations], result["scores"],
+                                   rtol=1e-5)
+        for annotation in annotations:
+            assert annotation["segmentation"]["size"] == [entry["height"], entry["width"]]
+    # Random-ish heads with DETECTION_MIN_CONFIDENCE 0 still detect: the comparison is not
+    # of empty lists only.
+    assert len(coco.dataset["annotations"]) > 0
+
+    exported = cli.run(["export", path, "--out", str(tmp_path / "saved")] + common)
+    import tensorflow as tf
+    serving = tf.saved_model.load(exported).signatures["serving_default"]
+    outputs = serving(image=tf.constant(read_rgb(one)))
+    assert outputs["class_ids"].numpy().tolist() == model.detect(
+        [read_rgb(one)])[0]["class_ids"].tolist()
+
+
+def test_resume_and_pretrained_schedules(trained, tmp_path, monkeypatch):
+    """--weights last resumes a from-scratch run with its settings and every layer; a weights
+    file without a run config trains the heads first, then everything."""
+    path, logs, checkpoint = trained
+    calls = []
+
+    def record(self, train_dataset, val_dataset, learning_rate, epochs, layers, **kwargs):
+        calls.append((layers, epochs, self.config))
+        self.epoch = epochs
+    monkeypatch.setattr(modellib.MaskRCNN, "train", record)
+    cli.run(["train", path, "--weights", "last", "--epochs", "3", "--logs", logs])
+    assert [c[:2] for c in calls] == [("all", 3)]
+    assert calls[0][2].NORM == "group" and calls[0][2].STEPS_PER_EPOCH == 1
+
+    calls.clear()
+    monkeypatch.setattr(modellib.MaskRCNN, "load_weights", lambda self, *a, **k: None)
+    monkeypatch.setattr(modellib.MaskRCNN, "find_last", lambda self: checkpoint)
+    pretrained = tmp_path / "pretrained.h5"
+    pretrained.write_bytes(b"")
+    cli.run(["train", path, "--weights", str(pretrained), "--epochs", "4", "--logs",
+             str(tmp_path / "logs")])
+    assert [c[:2] for c in calls] == [("heads", 2), ("all", 4)]
+    assert calls[0][2].NORM == "batch"
+
+
+def test_python_dash_m_mrcnn_help():
+    result = subprocess.run([sys.executable, "-m", "mrcnn", "--help"], capture_output=True,
+                            text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert result.returncode == 0
+    for command in cli.COMMANDS:
+        assert command in result.stdout
