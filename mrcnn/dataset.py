@@ -3,16 +3,10 @@
 import logging
 
 import numpy as np
-import skimage.color
-import skimage.io
 
-from mrcnn.images import check_image
+from mrcnn.images import ImageLoadError, check_image, read_image, to_channels  # noqa: F401
 
 logger = logging.getLogger(__name__)
-
-
-class ImageLoadError(IOError):
-    """An image file could not be read; the message names the image id and the path."""
 
 
 def scaling_warnings(dataset):
@@ -164,37 +158,15 @@ class Dataset:
         0..255 with a warning (once per dataset), NaN is a ValueError.
         """
         path = self.image_info[image_id]["path"]
-        try:
-            image = skimage.io.imread(path)
-        except Exception as e:  # skimage raises many types: FileNotFoundError, ValueError, ...
-            raise ImageLoadError("image id {} ({}): cannot read {!r}: {}".format(
-                image_id, self.image_reference(image_id) or "no reference", path, e)) from e
-        image = np.asarray(image)
-        if image.ndim not in (2, 3) or image.size == 0:
-            raise ImageLoadError("image id {}: {!r} is not a 2-D image (array shape {})".format(
-                image_id, path, image.shape))
-        return check_image(self._to_channels(image, image_id),
-                           "image id {} ({!r})".format(image_id, path),
+        image = read_image(path, self.channel_count, "image id {} ({})".format(
+            image_id, self.image_reference(image_id) or "no reference"))
+        return check_image(image, "image id {} ({!r})".format(image_id, path),
                            warned=scaling_warnings(self))
 
     def _to_channels(self, image, image_id):
-        """Bring a loaded image to ``channel_count`` channels."""
-        if image.ndim == 2:
-            image = image[..., np.newaxis]
-        channels = image.shape[-1]
-        if self.channel_count == 3:
-            if channels == 1:
-                image = skimage.color.gray2rgb(image[..., 0])
-            elif channels == 2:  # gray + alpha
-                image = skimage.color.gray2rgb(image[..., 0])
-            elif channels >= 4:
-                image = image[..., :3]
-        elif channels > self.channel_count:
-            image = image[..., :self.channel_count]
-        elif channels < self.channel_count:
-            raise ImageLoadError("image id {}: {!r} has {} channels, channel_count is {}".format(
-                image_id, self.image_info[image_id]["path"], channels, self.channel_count))
-        return image
+        """Bring a loaded image to ``channel_count`` channels (see ``images.to_channels``)."""
+        return to_channels(image, self.channel_count, "image id {}: {!r}".format(
+            image_id, self.image_info[image_id]["path"]))
 
     def load_mask(self, image_id):
         """Instance masks of an image; override it.

@@ -82,13 +82,48 @@ def check_image(image, where, channels=None, warned=None):
     return np.round(image * (255.0 / top)).astype(np.uint8)
 
 
-def read_rgb(path):
-    """An image file as [H, W, 3] uint8 RGB (gray expanded, alpha dropped), as Matterport's
-    samples read the images they detect on."""
-    import skimage.color
-    import skimage.io
+class ImageLoadError(IOError):
+    """An image file could not be read; the message names the image (id and path)."""
 
-    image = np.asarray(skimage.io.imread(path))
+
+def to_channels(image, channels, where):
+    """A loaded [H, W] or [H, W, C] image with ``channels`` channels: for 3, gray (with or
+    without alpha) becomes RGB and alpha is dropped; otherwise extra channels are dropped and
+    too few are an ImageLoadError naming ``where``."""
     if image.ndim == 2:
-        image = skimage.color.gray2rgb(image)
-    return image[..., :3]
+        image = image[..., np.newaxis]
+    have = image.shape[-1]
+    if channels == 3:
+        if have in (1, 2):      # gray, gray + alpha
+            import skimage.color
+            image = skimage.color.gray2rgb(image[..., 0])
+        elif have >= 4:
+            image = image[..., :3]
+    elif have > channels:
+        image = image[..., :channels]
+    elif have < channels:
+        raise ImageLoadError("{} has {} channels, channel_count is {}".format(
+            where, have, channels))
+    return image
+
+
+def read_image(path, channels=3, where=None):
+    """An image file as a [height, width, channels] array (see :func:`to_channels`); its values
+    are for :func:`check_image` to check. A missing or unreadable file, or one that is not a
+    2-D image, raises ImageLoadError naming ``where`` (default: the path)."""
+    import skimage.io
+    where = where or repr(path)
+    try:
+        image = np.asarray(skimage.io.imread(path))
+    except Exception as e:  # skimage raises many types: FileNotFoundError, ValueError, ...
+        raise ImageLoadError("{}: cannot read {!r}: {}".format(where, path, e)) from e
+    if image.ndim not in (2, 3) or image.size == 0:
+        raise ImageLoadError("{}: {!r} is not a 2-D image (array shape {})".format(
+            where, path, image.shape))
+    return to_channels(image, channels, "{}: {!r}".format(where, path))
+
+
+def read_rgb(path):
+    """An image file as [H, W, 3] RGB (gray expanded, alpha dropped), as Matterport's samples
+    read the images they detect on; ImageLoadError names the file."""
+    return read_image(path, 3)
