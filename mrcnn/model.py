@@ -10,8 +10,8 @@ import tempfile
 import keras
 import numpy as np
 
-from mrcnn import (checkpoints, distribute, export_formats, graph, postprocess, training,
-                   transform, weights)
+from mrcnn import (checkpoints, distribute, export_formats, graph, postprocess, throughput,
+                   training, transform, weights)
 from mrcnn import losses as losses_lib
 from mrcnn.callbacks import detection_callbacks, inference_config
 from mrcnn.checkpoints import CHECKPOINT_RE, CheckpointCallback  # noqa: F401 (Matterport API)
@@ -248,6 +248,23 @@ class MaskRCNN:
             results.extend(self._detect_molded(molded_images, image_metas,
                                                [image.shape for image in chunk], windows))
         return results
+
+    def detect_iter(self, inputs, batch_size=None, workers=2, prefetch=None,
+                    return_images=False):
+        """Detect on an iterable of images, image file paths or video frames, pipelined.
+
+        Yields one result per input, in input order: ``detect()``'s dict plus ``index`` (the
+        input's position) and ``name`` (the path, or ``"image <index>"``). While a batch is in
+        the graph, ``workers`` threads read (``images.read_rgb``) and mold the next inputs, at
+        most ``prefetch`` (default 2 x batch_size + workers) ahead, so an endless generator of
+        frames is fine. batch_size: images per graph call, 1..BATCH_SIZE (default BATCH_SIZE;
+        fewer give each result sooner). An input that cannot be read or is not a valid image
+        yields ``{"index", "name", "error"}``, the error naming it, and the others go on.
+        return_images: also give each result its ``image`` as read (what the masks cover).
+        See ``mrcnn.throughput``.
+        """
+        return throughput.detect_iter(self, inputs, batch_size=batch_size, workers=workers,
+                                      prefetch=prefetch, return_images=return_images)
 
     def detect_molded(self, molded_images, image_metas, verbose=0):
         """Detect on images already molded and with their metas (as the input pipeline gives).
