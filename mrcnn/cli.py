@@ -9,9 +9,10 @@ Commands, each on a data file (see :mod:`mrcnn.datafile`)::
     mrcnn export   data.yaml --weights last --out model_dir [--format savedmodel|tflite|onnx]
 
 ``--set NAME=VALUE`` overrides a Config attribute (the value is read as YAML data: numbers,
-lists, strings; never run). A new training run takes RPN_ANCHOR_SCALES (and, from random
-weights, MEAN_PIXEL) from the dataset report unless something sets them
-(``--no-data-defaults``); ``detect --tiles`` runs :mod:`mrcnn.tiling` on large images.
+lists, strings; never run). A new training run from random weights takes
+RPN_ANCHOR_SCALES and MEAN_PIXEL from the dataset report unless something sets them
+(``--no-data-defaults``); with pretrained weights they are only printed as advice, and a
+resumed run keeps its own. ``detect --tiles`` runs :mod:`mrcnn.tiling` on large images.
 Training writes Matterport's run directory under ``--logs``
 (``<name><YYYYmmddTHHMM>/mask_rcnn_<name>_<epoch>.h5``) and, beside the checkpoints,
 ``run_config.json``: the recipe and the attributes the run set beyond the data file (the
@@ -83,6 +84,18 @@ def positive_int(text):
     return value
 
 
+def non_negative_int(text):
+    """argparse type of counts where 0 means "none" or "all" (negative values are refused)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a non-negative integer, got {!r}".format(
+            text)) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be at least 0, got {}".format(value))
+    return value
+
+
 def build_parser():
     """The argparse parser of every command."""
     parser = argparse.ArgumentParser(
@@ -106,7 +119,7 @@ def build_parser():
             p.add_argument("--out", help="output folder (default: a timestamped folder under "
                                          "--logs)")
         if command in ("inspect", "evaluate"):
-            p.add_argument("--limit", type=int, default=0,
+            p.add_argument("--limit", type=non_negative_int, default=0,
                            help="only the first N images of each split (0: all)")
         if command == "train":
             p.add_argument("--epochs", type=positive_int,
@@ -114,18 +127,18 @@ def build_parser():
                                 "the recipe's 40)")
             p.add_argument("--steps", type=positive_int,
                            help="steps per epoch (STEPS_PER_EPOCH)")
-            p.add_argument("--validation-steps", type=int,
+            p.add_argument("--validation-steps", type=non_negative_int,
                            help="validation steps per epoch (VALIDATION_STEPS)")
             p.add_argument("--no-data-defaults", action="store_true",
                            help="keep the config's RPN_ANCHOR_SCALES and MEAN_PIXEL instead "
-                                "of those the dataset report suggests (a new run only; "
-                                "MEAN_PIXEL with --weights none only)")
+                                "of those the dataset report suggests (applied to a new "
+                                "run from --weights none only; printed as advice otherwise)")
             p.add_argument("--inspect-images", type=int, default=200,
                            help="training images the data defaults are computed on "
                                 "(default 200)")
         if command == "evaluate":
             p.add_argument("--split", default="val", choices=datafile.SPLITS)
-            p.add_argument("--pictures", type=int, default=4,
+            p.add_argument("--pictures", type=non_negative_int, default=4,
                            help="pictures of the first N images' detections (default 4)")
         if command == "detect":
             p.add_argument("inputs", nargs="+", metavar="IMAGE_VIDEO_OR_FOLDER",
@@ -134,7 +147,7 @@ def build_parser():
             p.add_argument("--tiles", action="store_true",
                            help="detect on images in overlapping IMAGE_MAX_DIM tiles at full "
                                 "resolution instead of resizing them (mrcnn.tiling)")
-            p.add_argument("--overlap", type=int,
+            p.add_argument("--overlap", type=non_negative_int,
                            help="--tiles: pixels shared by neighbouring tiles (default a "
                                 "quarter of the tile; above the largest object's side)")
         if command == "export":
@@ -217,13 +230,10 @@ def inference_model(args, data):
     base = data.config_class(1 + len(names))
     probe = type(base.__name__, (base,), overrides)
     weights, settings = resolve_weights(args.weights, probe, args.logs)
-    # The run's settings (its recipe, --set at training), then this command's --set.
-    base = recipes.with_run_settings(base, settings, keep=overrides)
-    attributes = {**overrides, "GPU_COUNT": 1, "IMAGES_PER_GPU": 1}
-    if attributes.get("IMAGE_RESIZE_MODE", base.IMAGE_RESIZE_MODE) == "crop":
-        # Crops are a training device: detect on whole images padded to multiples of 64.
-        attributes["IMAGE_RESIZE_MODE"] = "pad64"
-    config = type(base.__name__, (base,), attributes)()
+    # The run's settings (its recipe, --set at training), read once, then this command's
+    # --set and one image per batch; build_model takes the config as it is.
+    config = recipes.inference_config(base, settings,
+                                      {**overrides, "GPU_COUNT": 1, "IMAGES_PER_GPU": 1})
     if str(weights).lower() == "none":
         print("Warning: --weights none: the model's weights are random")
     model = recipes.build_model("inference", config, weights, args.logs,
@@ -247,19 +257,17 @@ def command_inspect(args, data):
 
 def data_defaults(base, overrides, train, args):
     """{attribute: value} chosen from the training data for a new run, printed: the
-    RPN_ANCHOR_SCALES and (from random weights only: pretrained weights expect the mean they
-    were trained with) MEAN_PIXEL that the dataset report suggests, unless the config class,
-    the data file or the command line sets them."""
+    RPN_ANCHOR_SCALES and MEAN_PIXEL that the dataset report suggests, unless the config
+    class, the data file or the command line sets them. command_train applies them to a new
+    run from random weights only, and prints them as advice with pretrained weights."""
     from mrcnn import inspect_data
 
     config = type(base.__name__, (base,), overrides)()
     print("Choosing defaults from the data (the first {} training images)".format(
         min(args.inspect_images, train.num_images)))
     report = inspect_data.inspect_dataset({"train": train}, config, limit=args.inspect_images)
-    scratch = str(args.weights).lower() == "none"
     chosen = inspect_data.data_defaults(
-        report, keep=lambda name: recipes.set_by_class(base, name) or name in overrides or
-        (name == "MEAN_PIXEL" and not scratch))
+        report, keep=lambda name: recipes.set_by_class(base, name) or name in overrides)
     print("Defaults from the data: {}".format(
         ", ".join("{}={}".format(k, v) for k, v in chosen.items()) or
         "none (the config's settings fit the data)"))
@@ -280,8 +288,17 @@ def command_train(args, data):
     base = data.config_class(train.num_classes)
     weights, settings = resolve_weights(args.weights, type(base.__name__, (base,), overrides),
                                         args.logs)
+    # The data defaults shape a new model from random weights only: other weights were
+    # trained with their anchors and mean (the defaults are printed as advice), and a resumed
+    # run keeps its recorded settings.
     if settings is None and not args.no_data_defaults:
-        overrides.update(data_defaults(base, overrides, train, args))
+        chosen = data_defaults(base, overrides, train, args)
+        if str(weights).lower() == "none":
+            overrides.update(chosen)
+        elif chosen:
+            print("Not applied with pretrained weights (to use them: {})".format(
+                " ".join("--set {}={}".format(k, json.dumps(recipes.jsonable(v)).replace(
+                    " ", "")) for k, v in chosen.items())))
     # A run resumed from its checkpoint keeps its recorded settings and, when it started from
     # random weights, its every-layer stage (recipes.training_plan).
     config, stages = recipes.training_plan(base, recipes.PRETRAINED_STAGES, weights,
@@ -290,12 +307,13 @@ def command_train(args, data):
     print("Stages (layers, last epoch, learning-rate factor):", stages)
     model = recipes.build_model("training", config, weights, args.logs,
                                 locate_coco=lambda: locate_coco_weights(args.logs))
-    recipes.train_stages(model, train, val, stages)
-    # Beyond the recipe (written by train_stages), every setting the data file alone does not
-    # give, for evaluate/detect/export to rebuild the same model.
+    # The recipe and every setting the data file alone does not give, for a resumed run and
+    # evaluate/detect/export to rebuild the same model: written when training begins, before
+    # the first checkpoint (an interrupted run resumes with them).
     settings = recipes.run_settings(config, run_attributes(config, base))
     settings["data"] = os.path.abspath(data.path)
-    recipes.write_run_settings(model.log_dir, settings)
+    recipes.train_stages(model, train, val, stages, settings=settings,
+                         classes_hint=recipes.DATA_FILE_CLASSES_HINT)
     checkpoint = model.find_last()
     print("Checkpoints in", model.log_dir, "(last:", os.path.basename(checkpoint) + ")")
     return checkpoint
@@ -315,7 +333,7 @@ def command_evaluate(args, data):
 
     model, names = inference_model(args, data)
     dataset = data.load(args.split, names)
-    recipes.check_classes(dataset, model.config)
+    recipes.check_classes(dataset, model.config, recipes.DATA_FILE_CLASSES_HINT)
     out = _out_dir(args, data, "evaluate")
     image_ids = list(dataset.image_ids)[:args.limit or None]
     print("Detecting on {} images of {}".format(len(image_ids), args.split))
@@ -434,12 +452,25 @@ def command_detect(args, data):
 
     still = [f for f in files if not is_video(f)]
     progress = keras.utils.Progbar(len(still), unit_name="image") if still else None
+    # One stream over all the images: detect_iter reads and molds the next ones while the
+    # graph runs, and the loop below takes their results in the same order. Tiled detection
+    # goes one image at a time.
+    still_results = None if args.tiles else model.detect_iter(still, return_images=True)
+    skipped = []
     for path in files:
         stem = os.path.splitext(os.path.basename(path))[0]
         if not is_video(path):
-            image = read_rgb(path)
-            result = tiling.detect_tiled(model, image, overlap=args.overlap) if args.tiles \
-                else model.detect([image])[0]
+            if args.tiles:
+                image = read_rgb(path)
+                result = tiling.detect_tiled(model, image, overlap=args.overlap)
+            else:
+                result = next(still_results)
+                if "error" in result:   # named and skipped; the other files go on
+                    print("skipped:", result["error"], file=sys.stderr)
+                    skipped.append(result["name"])
+                    progress.add(1)
+                    continue
+                image = result["image"]
             record(image, result, file_name=os.path.abspath(path))
             _draw(image, result, class_names,
                   os.path.join(out, "{:04d}_{}.png".format(len(images), stem)),
@@ -451,9 +482,14 @@ def command_detect(args, data):
         cv2 = _import_cv2()
         video_out = os.path.join(out, "{}_detections.avi".format(stem))
         writer, frame_progress = None, keras.utils.Progbar(count, unit_name="frame")
+        # Frames are decoded and molded ahead while the graph runs on the current ones.
+        detections = model.detect_iter(frames, return_images=True)
         try:
-            for index, frame in enumerate(frames):
-                result = model.detect([frame])[0]
+            for result in detections:
+                if "error" in result:
+                    raise CommandError("{}: frame {}: {}".format(path, result["index"],
+                                                                 result["error"]))
+                index, frame = result["index"], result["image"]
                 record(frame, result, file_name="{}#{}".format(os.path.abspath(path), index),
                        video=os.path.abspath(path), frame=index)
                 if writer is None:
@@ -462,17 +498,22 @@ def command_detect(args, data):
                 writer.write(np.ascontiguousarray(overlay(frame, result, colors)[..., ::-1]))
                 frame_progress.add(1)
         finally:
+            detections.close()   # stops its reading thread, also on an error here
             if writer is not None:
                 writer.release()
         if writer is None:
             raise CommandError("{}: no frame could be read".format(path))
+    if still_results is not None:
+        still_results.close()
     json_path = os.path.join(out, "detections.json")
     with open(json_path, "w", encoding="utf-8") as f:
         json.dump({"images": images, "annotations": annotations,
                    "categories": [{"id": i, "name": n} for i, n in enumerate(names, start=1)]},
                   f)
-    print("{} detections in {} images or frames; written to {}".format(
-        len(annotations), len(images), out))
+    print("{} detections in {} images or frames; written to {}{}".format(
+        len(annotations), len(images), out,
+        "; {} skipped (see above): {}".format(len(skipped), ", ".join(skipped))
+        if skipped else ""))
     return json_path
 
 
@@ -494,7 +535,10 @@ HANDLERS = {"inspect": command_inspect, "train": command_train, "evaluate": comm
 
 def run(argv=None):
     """Parse ``argv`` and run the command; returns its result. Errors raise (for callers)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "overlap", None) is not None and not args.tiles:
+        parser.error("--overlap applies to --tiles only")
     data = datafile.read(args.data)
     return HANDLERS[args.command](args, data)
 

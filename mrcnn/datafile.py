@@ -3,7 +3,8 @@
 ::
 
     format: coco                 # coco | via | labelme | dsb | label-images
-    name: cells                  # optional: the run name (default: the file's stem)
+    name: cells                  # optional: the run name (default: the file's stem);
+                                 #   letters, digits, _ and - only
     train:
       annotations: train.json    # per format, see SPLIT_KEYS
       images: images/train
@@ -26,6 +27,7 @@ import contextlib
 import io
 import json
 import os
+import re
 
 from mrcnn import formats
 from mrcnn.config import Config, load_config_class
@@ -47,6 +49,9 @@ DIR_KEYS = {"coco": ("images",), "via": ("images",), "labelme": ("images",),
 EITHER_KEYS = {"labelme": ("annotations",)}   # a folder of json files, or one file
 
 TOP_KEYS = ("format", "name", "train", "val", "classes", "config", "overrides")
+# Run names: the characters Matterport's checkpoint names can carry (checkpoints.CHECKPOINT_RE
+# parses <name><YYYYmmddTHHMM>/mask_rcnn_<name>_<epoch>.h5 with [\w-]+, ASCII here).
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 SPLITS = ("train", "val")
 
 
@@ -73,6 +78,14 @@ class DataFile:
                 self.format, ", ".join(FORMATS)))
         stem = os.path.splitext(os.path.basename(self.path))[0]
         self.name = str(content.get("name") or stem)
+        if not NAME_RE.match(self.name):
+            # A run name outside [A-Za-z0-9_-] names checkpoints that a resumed run cannot
+            # parse (it would restart at epoch 0).
+            self.fail("name", "{} {!r}: a run name has letters, digits, '_' and '-' only "
+                              "(it names the run's directory and checkpoints){}".format(
+                                  "the run name" if content.get("name") else
+                                  "the file's stem, the default run name,", self.name,
+                                  "" if content.get("name") else "; set 'name:'"))
         self.classes = content.get("classes")
         if self.classes is not None and (
                 not isinstance(self.classes, list) or not self.classes or

@@ -406,7 +406,8 @@ class CocoDataset(_FileDataset):
         class_map: ``{"source.id": "other_source.other_id"}`` merges, added to
         ``self.class_map`` for ``prepare()``.
         class_names: instead of class_ids, the names of the categories to keep, registered in
-        this order (AnnotationError naming the file for a name it does not have).
+        this order (AnnotationError naming the file for a name it does not have, or that two of
+        its categories share; ValueError with class_ids too).
         Each ``image_info`` holds path (``image_dir/file_name``), width, height and
         annotations (the COCO annotations of the kept classes, crowds included).
         Returns the ``COCO`` object when ``return_coco``.
@@ -417,6 +418,8 @@ class CocoDataset(_FileDataset):
         Annotations whose image or category the file does not define are ignored with a
         warning, or raise AnnotationError when ``strict``.
         """
+        if class_ids is not None and class_names is not None:
+            raise ValueError("load_coco_json: pass class_ids or class_names, not both")
         data = _read_json(annotation_file)
         _check_coco_json(data, annotation_file, strict)
         coco = COCO()
@@ -424,11 +427,19 @@ class CocoDataset(_FileDataset):
         coco.createIndex()
         all_ids = sorted(coco.getCatIds())
         if class_names is not None:
-            by_name = {c["name"]: c["id"] for c in coco.cats.values()}
+            by_name = {}
+            for c in coco.cats.values():
+                by_name.setdefault(c["name"], []).append(c["id"])
             unknown = [n for n in class_names if n not in by_name]
             if unknown:
                 raise AnnotationError("{}: classes {} are not categories of the file (it has "
                                       "{})".format(annotation_file, unknown, sorted(by_name)))
+            shared = {n: sorted(by_name[n]) for n in class_names if len(by_name[n]) > 1}
+            if shared:
+                raise AnnotationError("{}: categories {} share the name {!r}: the class is "
+                                      "ambiguous (merge them, or select by class_ids)".format(
+                                          annotation_file, *next(iter(shared.items()))[::-1]))
+            by_name = {n: ids[0] for n, ids in by_name.items()}
             class_ids = [by_name[n] for n in class_names]
         if class_ids is None:
             class_ids = all_ids

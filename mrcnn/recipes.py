@@ -118,10 +118,31 @@ def run_settings(config, attributes=None):
 
 
 def write_run_settings(log_dir, settings):
-    """Write ``settings`` as ``log_dir/run_config.json`` (JSON: data, never code)."""
+    """Write ``settings`` as ``log_dir/run_config.json`` (JSON: data, never code), atomically
+    (a temporary file, then ``os.replace``): a killed run never leaves half a file."""
     os.makedirs(log_dir, exist_ok=True)
-    with open(os.path.join(log_dir, RUN_SETTINGS), "w", encoding="utf-8") as f:
+    path = os.path.join(log_dir, RUN_SETTINGS)
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as f:
         json.dump(settings, f, indent=1)
+    os.replace(temporary, path)
+
+
+def settings_callback(model, settings):
+    """A Keras callback writing ``settings`` into ``model``'s run directory when training
+    begins (``train()`` has claimed the directory by then), before the first checkpoint: a
+    run interrupted in its first stage resumes, and its checkpoints are rebuilt, with its
+    recipe. Only the chief worker writes."""
+    import keras
+
+    from mrcnn import distribute
+
+    class RunSettings(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            if distribute.is_chief(getattr(model, "strategy", None)):
+                write_run_settings(model.log_dir, settings)
+
+    return RunSettings()
 
 
 def read_run_settings(weights_path):
@@ -145,6 +166,20 @@ def with_run_settings(config_class, settings, keep=()):
     if not attributes:
         return config_class
     return type(config_class.__name__, (config_class,), attributes)
+
+
+def inference_config(config_class, settings, attributes=None):
+    """The inference config instance of a run: ``config_class`` with the run's recorded
+    ``settings`` (:func:`read_run_settings`, read once by the caller; None: none), then
+    ``attributes`` (the command's own choices: its --set, GPU_COUNT=1...), which the recorded
+    ones never override. Crops are a training device: a "crop" IMAGE_RESIZE_MODE becomes
+    "pad64" (whole images padded to multiples of 64)."""
+    attributes = dict(attributes or {})
+    base = with_run_settings(config_class, settings, keep=attributes)
+    if attributes.get("IMAGE_RESIZE_MODE", base.IMAGE_RESIZE_MODE) == "crop":
+        # Crops are a training device: detect on whole images padded to multiples of 64.
+        attributes["IMAGE_RESIZE_MODE"] = "pad64"
+    return type(base.__name__, (base,), attributes)()
 
 
 def training_plan(config_class, stages, weights, epochs=None, logs_dir=None, **overrides):
@@ -185,17 +220,38 @@ def training_plan(config_class, stages, weights, epochs=None, logs_dir=None, **o
     return type(config_class.__name__, (config_class,), attributes)(), stages
 
 
-def check_classes(dataset, config):
-    """ValueError when the dataset's class count is not the config's NUM_CLASSES."""
+# check_classes' advice: the samples take a Config class with --config; python -m mrcnn
+# takes the class count from the data file (its classes, or the training split's).
+SAMPLES_CLASSES_HINT = "pass --config with a Config subclass whose NUM_CLASSES is {}"
+DATA_FILE_CLASSES_HINT = ("check the data file's keys: 'classes' (the names, background "
+                          "excluded) and 'config' (a Config class whose NUM_CLASSES it may "
+                          "set), or the run the weights come from")
+
+
+def check_classes(dataset, config, hint=None):
+    """ValueError when the dataset's class count is not the config's NUM_CLASSES.
+
+    hint: the advice of the message, with ``{}`` for the dataset's class count (default
+    :data:`SAMPLES_CLASSES_HINT`; the command line passes :data:`DATA_FILE_CLASSES_HINT`).
+    """
     if dataset.num_classes != config.NUM_CLASSES:
         raise ValueError("the dataset has {} classes (background included) but NUM_CLASSES is "
-                         "{}: pass --config with a Config subclass whose NUM_CLASSES is {}".format(
-                             dataset.num_classes, config.NUM_CLASSES, dataset.num_classes))
+                         "{}: {}".format(dataset.num_classes, config.NUM_CLASSES,
+                                         (hint or SAMPLES_CLASSES_HINT).format(
+                                             dataset.num_classes)))
 
 
-def train_stages(model, train_dataset, val_dataset, stages, augmentation=None):
-    """Run ``schedule`` stages in turn; stages that a resumed run has passed are skipped."""
-    check_classes(train_dataset, model.config)
+def train_stages(model, train_dataset, val_dataset, stages, augmentation=None, settings=None,
+                 classes_hint=None):
+    """Run ``schedule`` stages in turn; stages that a resumed run has passed are skipped.
+
+    settings: what the run records (:func:`run_settings`; default: those of
+    ``model.config``), written into the run directory as each stage begins training (see
+    :func:`settings_callback`) and again when it ends. classes_hint: see
+    :func:`check_classes`.
+    """
+    check_classes(train_dataset, model.config, classes_hint)
+    settings = settings if settings is not None else run_settings(model.config)
     for layers, end, factor in stages:
         if model.epoch >= end:
             print("Skipping '{}' (up to epoch {}): the run is at epoch {}".format(
@@ -205,8 +261,11 @@ def train_stages(model, train_dataset, val_dataset, stages, augmentation=None):
         print("Training '{}' layers up to epoch {} at learning rate {:g}".format(
             layers, end, learning_rate))
         model.train(train_dataset, val_dataset, learning_rate=learning_rate, epochs=end,
-                    layers=layers, augmentation=augmentation)
-        write_run_settings(model.log_dir, run_settings(model.config))
+                    layers=layers, augmentation=augmentation,
+                    custom_callbacks=[settings_callback(model, settings)])
+        # Again once the stage is done (the same settings): a train() that runs no callbacks
+        # (a stand-in) still leaves them beside the run's checkpoints.
+        write_run_settings(model.log_dir, settings)
 
 
 def check_weights_choice(weights):
@@ -226,19 +285,14 @@ def build_model(mode, config, weights, logs_dir, locate_coco):
     path of ``mask_rcnn_coco.h5`` (downloading it when absent), called before the model is
     built so that a failed download fails fast. A checkpoint of an earlier run ("last" or its
     path) makes training resume after its epoch.
+    config is used as it is: its run's recorded settings (e.g. GroupNorm from scratch) are
+    applied once, by the caller (:func:`training_plan`, or :func:`inference_config`).
     """
     from mrcnn import model as modellib
 
     check_weights_choice(weights)
     choice = str(weights).lower()
     path = locate_coco() if choice == "coco" else weights
-    if mode == "inference":
-        # A run's recorded recipe (e.g. GroupNorm from scratch) rebuilds the model it trained.
-        checkpoint = checkpoint_path(weights, config, logs_dir)
-        settings = read_run_settings(checkpoint) if checkpoint else None
-        config_class = with_run_settings(type(config), settings)
-        if config_class is not type(config):
-            config = config_class()
     model = modellib.MaskRCNN(mode=mode, config=config, model_dir=logs_dir)
     if choice == "none":
         print("Weights: none (random initialization)")

@@ -12,7 +12,7 @@ if ROOT_DIR not in sys.path:
 
 from mrcnn import recipes  # noqa: E402
 from mrcnn import utils  # noqa: E402
-from mrcnn.cli import positive_int  # noqa: E402
+from mrcnn.cli import non_negative_int, positive_int  # noqa: E402
 from mrcnn.config import load_config_class  # noqa: E402
 # The recipe helpers live in mrcnn.recipes (shared with ``python -m mrcnn``); the samples keep
 # calling them as common.<name>.
@@ -30,19 +30,30 @@ WEIGHTS_HELP = ("'coco' (Matterport's COCO weights, mask_rcnn_coco.h5 from the r
                 "an .h5 file")
 
 
+class SampleParser(argparse.ArgumentParser):
+    """The samples' parser: --weights is required by every command but ``inspect`` (which
+    builds no model)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, extra = super().parse_known_args(args, namespace)
+        if getattr(parsed, "command", None) != "inspect" and parsed.weights is None:
+            self.error("the following arguments are required: --weights")
+        return parsed, extra
+
+
 def sample_parser(description, commands, limit_default=0, weights_aliases=()):
     """An ArgumentParser with the options every sample takes.
 
-    command, --dataset, --weights (also under ``weights_aliases``), --logs, --config,
-    --epochs, --steps, --limit and --results.
+    command, --dataset, --weights (also under ``weights_aliases``; not needed by
+    ``inspect``), --logs, --config, --epochs, --steps, --limit and --results.
     """
-    parser = argparse.ArgumentParser(description=description)
+    parser = SampleParser(description=description)
     parser.add_argument("command", choices=commands, metavar="<command>",
                         help=" | ".join(commands))
     parser.add_argument("--dataset", metavar="/path/to/dataset/",
                         help="root directory of the dataset")
-    parser.add_argument("--weights", *weights_aliases, dest="weights", required=True,
-                        help=WEIGHTS_HELP)
+    parser.add_argument("--weights", *weights_aliases, dest="weights",
+                        help=WEIGHTS_HELP + " (every command but inspect)")
     parser.add_argument("--logs", default=DEFAULT_LOGS_DIR, metavar="/path/to/logs/",
                         help="logs and checkpoints directory (default: logs/)")
     parser.add_argument("--config", metavar="package.module:Class",
@@ -51,9 +62,9 @@ def sample_parser(description, commands, limit_default=0, weights_aliases=()):
                         help="train: stop at this epoch; the recipe's stages are scaled to it")
     parser.add_argument("--steps", type=positive_int,
                         help="train: steps per epoch (default: the config's STEPS_PER_EPOCH)")
-    parser.add_argument("--limit", type=int, default=limit_default,
-                        help="evaluate: number of images, 0 for all (default: {})".format(
-                            limit_default))
+    parser.add_argument("--limit", type=non_negative_int, default=limit_default,
+                        help="evaluate: number of images; inspect: images of each split; "
+                             "0 for all (default: {})".format(limit_default))
     parser.add_argument("--results", metavar="FILE.json",
                         help="evaluate: also write the metrics and detections to this file")
     return parser
@@ -84,7 +95,20 @@ def locate_coco_weights(logs_dir):
 def build_model(mode, config, weights, logs_dir):
     """A ``MaskRCNN`` in ``mode`` with a --weights choice applied (``recipes.build_model``);
     "coco" is ``mask_rcnn_coco.h5`` of the repository root or ``logs_dir``, downloaded when
-    absent (see :func:`locate_coco_weights`)."""
+    absent (see :func:`locate_coco_weights`).
+
+    In inference mode the settings recorded by the checkpoint's run (its recipe: GroupNorm
+    from scratch...) are applied here, once (``recipes.inference_config``), except those
+    ``config``'s own class sets (:func:`make_config`'s attributes: GPU_COUNT=1...).
+    (Training configs come with their run's settings from :func:`training_config`.)
+    """
+    if mode == "inference":
+        checkpoint = recipes.checkpoint_path(weights, config, logs_dir)
+        settings = recipes.read_run_settings(checkpoint) if checkpoint else None
+        if settings:
+            own = {name: value for name, value in vars(type(config)).items()
+                   if name.isupper()}
+            config = recipes.inference_config(type(config), settings, own)
     return recipes.build_model(mode, config, weights, logs_dir,
                                locate_coco=lambda: locate_coco_weights(logs_dir))
 
@@ -103,10 +127,11 @@ def training_config(config_spec, default, weights, stages, epochs=None, logs_dir
                                  **attributes)
 
 
-def inspect_splits(splits, config, logs_dir):
+def inspect_splits(splits, config, logs_dir, limit=None):
     """The samples' ``inspect`` command: the dataset report of ``splits`` ({name: prepared
     dataset}, training set first) under ``config``, written to
-    ``logs_dir/<name>_inspect_<time>/`` (``mrcnn.inspect_data.write_report``); returns it."""
+    ``logs_dir/<name>_inspect_<time>/`` (``mrcnn.inspect_data.write_report``); returns it.
+    limit: only the first N images of each split (None or 0: all)."""
     import datetime
 
     from mrcnn import inspect_data
@@ -115,4 +140,5 @@ def inspect_splits(splits, config, logs_dir):
     out = os.path.join(logs_dir, "{}_inspect_{:%Y%m%dT%H%M%S}".format(name,
                                                                    datetime.datetime.now()))
     return inspect_data.write_report(splits, config, out,
-                                     title="{}: dataset report".format(name))
+                                     title="{}: dataset report".format(name),
+                                     limit=limit or None)

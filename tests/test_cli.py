@@ -184,9 +184,8 @@ def offline(monkeypatch):
 def test_inspect_reads_every_format(fmt, tmp_path):
     path = write_data(tmp_path / "data", fmt, extension=".json" if fmt == "via" else ".yaml")
     report = cli.run(["inspect", path, "--out", str(tmp_path / "report")])
-    expected_names = ["box"] if fmt in ONE_CLASS_FORMATS else ["box", "disc"]
-    if fmt in ONE_CLASS_FORMATS:
-        expected_names = ["object"]
+    # The one-class mask-folder formats name their class "object".
+    expected_names = ["object"] if fmt in ONE_CLASS_FORMATS else ["box", "disc"]
     for split in ("train", "val"):
         objects = objects_of(fmt, split)
         facts = report["splits"][split]
@@ -262,6 +261,10 @@ def coco_root(tmp_path_factory):
      "not a Config attribute"),
     ({"classes": "box"}, "classes", "list of distinct class names"),
     ({"config": "nomodule"}, "config", "package.module:ConfigClass"),
+    # The run name names checkpoints that checkpoints.CHECKPOINT_RE must parse back.
+    ({"name": "my cells"}, "name", "the run name 'my cells': a run name has letters, "
+                                   "digits, '_' and '-' only"),
+    ({"name": "cellules_é"}, "name", "letters, digits"),
     ({"classes": ["box", "truck"]}, "train", "classes \\['truck'\\] are not categories"),
 ])
 def test_bad_data_file_names_the_file_and_key(coco_root, tmp_path, changes, key, message,
@@ -356,6 +359,19 @@ def test_bad_command_lines(coco_root, tmp_path, capsys):
         cli.main(["train", path, "--weights", "none", "--steps", "0"] + logs)
     assert exit_info.value.code == 2
     assert "--steps: must be at least 1, got 0" in capsys.readouterr().err
+    # Options that would be ignored or misread are refused by the parser.
+    for argv, problem in [
+            (["detect", path, "--weights", "none", path, "--overlap", "16"],
+             "--overlap applies to --tiles only"),
+            (["evaluate", path, "--weights", "none", "--limit", "-1"],
+             "argument --limit: must be at least 0, got -1"),
+            (["inspect", path, "--limit", "-2"], "argument --limit: must be at least 0"),
+            (["train", path, "--weights", "none", "--validation-steps", "-1"],
+             "argument --validation-steps: must be at least 0, got -1")]:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(argv + logs)
+        assert exit_info.value.code == 2
+        assert problem in capsys.readouterr().err
 
 
 ############################################################
@@ -364,12 +380,25 @@ def test_bad_command_lines(coco_root, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def trained(coco_root, tmp_path_factory):
-    """One training step from random weights: (data file, logs, checkpoint)."""
+    """One training step from random weights, a run of two epochs killed after its first
+    checkpoint (as an interrupted run): (data file, logs, checkpoint). The run sets
+    DETECTION_MIN_CONFIDENCE=0.9, which the inference commands' own --set overrides."""
+    from mrcnn import checkpoints
+
     logs = str(tmp_path_factory.mktemp("cli_logs"))
     path = str(coco_root / "data.yaml")
-    checkpoint = cli.run(["train", path, "--weights", "none", "--epochs", "1", "--steps", "1",
-                          "--set", "VALIDATION_STEPS=1", "--logs", logs])
-    return path, logs, checkpoint
+    save = checkpoints.CheckpointCallback.on_epoch_end
+
+    def save_then_stop(self, epoch, logs=None):
+        save(self, epoch, logs)
+        raise KeyboardInterrupt("killed after the first checkpoint")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(checkpoints.CheckpointCallback, "on_epoch_end", save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            cli.run(["train", path, "--weights", "none", "--epochs", "2", "--steps", "1",
+                     "--set", "VALIDATION_STEPS=1", "--set", "DETECTION_MIN_CONFIDENCE=0.9",
+                     "--logs", logs])
+    return path, logs, checkpoints.find_last(logs, "tiny")
 
 
 def test_train_from_scratch_writes_a_run(trained):
@@ -383,6 +412,7 @@ def test_train_from_scratch_writes_a_run(trained):
     assert (attributes["NORM"], attributes["OPTIMIZER"], attributes["LR_SCHEDULE"]) == (
         "group", "adam", "cosine")
     assert (attributes["STEPS_PER_EPOCH"], attributes["WARMUP_STEPS"]) == (1, 1)
+    assert attributes["DETECTION_MIN_CONFIDENCE"] == 0.9
     # Defaults from the data: the training images' mean (TinyConfig keeps Config's); the
     # anchor scales TinyConfig sets itself are kept.
     train = datafile.read(path).load("train")
@@ -391,10 +421,24 @@ def test_train_from_scratch_writes_a_run(trained):
     assert "RPN_ANCHOR_SCALES" not in attributes
 
 
+def test_inference_uses_this_commands_set_over_the_runs(trained):
+    # The run trained with --set DETECTION_MIN_CONFIDENCE=0.9 (recorded in run_config.json):
+    # evaluate/detect/export take it back, but their own --set and one image per batch win.
+    path, logs, checkpoint = trained
+    data = datafile.read(path)
+    for extra, confidence in (["--set", "DETECTION_MIN_CONFIDENCE=0"], 0), ([], 0.9):
+        args = cli.build_parser().parse_args(["detect", path, path, "--weights", "last",
+                                              "--logs", logs] + extra)
+        config = cli.inference_model(args, data)[0].config
+        assert config.DETECTION_MIN_CONFIDENCE == confidence
+        assert (config.NORM, config.GPU_COUNT, config.IMAGES_PER_GPU) == ("group", 1, 1)
+
+
 def test_evaluate_detect_export(trained, tmp_path):
     path, logs, checkpoint = trained
     common = ["--weights", "last", "--logs", logs, "--set", "DETECTION_MIN_CONFIDENCE=0"]
-    # The run's GroupNorm comes back from run_config.json, or the checkpoint would not load.
+    # The run's GroupNorm comes back from run_config.json, or the checkpoint would not load:
+    # written when training began, it is there although the run was interrupted.
     summary = cli.run(["evaluate", path, "--out", str(tmp_path / "eval"), "--pictures", "1"]
                       + common)
     assert summary["num_images"] == 2
@@ -468,19 +512,52 @@ def test_evaluate_detect_export(trained, tmp_path):
         [read_rgb(one)])[0]["class_ids"].tolist()
 
 
-def test_resume_and_pretrained_schedules(trained, tmp_path, monkeypatch):
-    """--weights last resumes a from-scratch run with its settings and every layer; a weights
-    file without a run config trains the heads first, then everything."""
+def test_detect_streams_images_and_skips_an_unreadable_one(trained, tmp_path, capsys):
+    # Without --tiles the images go through detect_iter: the same results as detect() on
+    # each, and a corrupt file is named and skipped while the others are detected.
+    path, logs, _ = trained
+    common = ["--weights", "last", "--logs", logs, "--set", "DETECTION_MIN_CONFIDENCE=0"]
+    folder = os.path.join(os.path.dirname(path), "train", "images")
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"not a png")
+    one, two = (os.path.join(folder, "train_{}.png".format(i)) for i in (0, 1))
+    detections = cli.run(["detect", path, one, str(corrupt), two, "--out",
+                          str(tmp_path / "det")] + common)
+    assert "skipped: {}: cannot read".format(corrupt) in capsys.readouterr().err
+    from pycocotools.coco import COCO
+    coco = COCO(detections)
+    entries = [coco.imgs[i] for i in sorted(coco.imgs)]
+    assert [e["file_name"] for e in entries] == [one, two]
+    assert sorted(os.listdir(tmp_path / "det")) == [
+        "0001_train_0.png", "0002_train_1.png", "detections.json"]
+    model = cli.inference_model(cli.build_parser().parse_args(
+        ["detect", path, one] + common), datafile.read(path))[0]
+    for entry in entries:
+        expected = model.detect([read_rgb(entry["file_name"])])[0]
+        annotations = coco.imgToAnns[entry["id"]]
+        assert [a["category_id"] for a in annotations] == expected["class_ids"].tolist()
+        np.testing.assert_allclose([a["score"] for a in annotations], expected["scores"],
+                                   rtol=1e-5)
+
+
+def test_resume_and_pretrained_schedules(trained, tmp_path, monkeypatch, capsys):
+    """--weights last resumes a from-scratch run (interrupted after its first checkpoint)
+    with its settings and every layer; a weights file without a run config trains the heads
+    first, then everything, and takes no defaults from the data (they are printed)."""
     path, logs, checkpoint = trained
     calls = []
 
     def record(self, train_dataset, val_dataset, learning_rate, epochs, layers, **kwargs):
-        calls.append((layers, epochs, self.config))
+        calls.append((layers, epochs, self.config, self.epoch))
         self.epoch = epochs
     monkeypatch.setattr(modellib.MaskRCNN, "train", record)
+    # The checkpoint (GroupNorm) loads for real: the run's settings rebuild its model.
     cli.run(["train", path, "--weights", "last", "--epochs", "3", "--logs", logs])
     assert [c[:2] for c in calls] == [("all", 3)]
+    assert calls[0][3] == 1                                  # after the first checkpoint
     assert calls[0][2].NORM == "group" and calls[0][2].STEPS_PER_EPOCH == 1
+    assert calls[0][2].DETECTION_MIN_CONFIDENCE == 0.9
+    assert "Choosing defaults from the data" not in capsys.readouterr().out
 
     calls.clear()
     monkeypatch.setattr(modellib.MaskRCNN, "load_weights", lambda self, *a, **k: None)
@@ -491,6 +568,10 @@ def test_resume_and_pretrained_schedules(trained, tmp_path, monkeypatch):
              str(tmp_path / "logs")])
     assert [c[:2] for c in calls] == [("heads", 2), ("all", 4)]
     assert calls[0][2].NORM == "batch"
+    # Pretrained weights expect their own mean: the data's is advice only.
+    assert list(calls[0][2].MEAN_PIXEL) == list(recipes.Config.MEAN_PIXEL)
+    assert "Not applied with pretrained weights (to use them: --set MEAN_PIXEL=[" in \
+        capsys.readouterr().out
 
 
 def test_python_dash_m_mrcnn_help():

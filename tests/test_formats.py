@@ -167,6 +167,31 @@ def test_coco_class_subset_and_class_map(coco_file):
         CocoDataset().load_coco_json(annotation_file, image_dir, class_ids=[3, 5])
 
 
+def test_coco_class_names_are_unambiguous(coco_file, tmp_path):
+    annotation_file, image_dir = coco_file
+    named = CocoDataset()
+    named.load_coco_json(annotation_file, image_dir, class_names=["boat"])
+    named.prepare()
+    assert named.class_names == ["BG", "boat"]
+    # Both selections at once: which one wins would be a guess.
+    with pytest.raises(ValueError, match="class_ids or class_names, not both"):
+        CocoDataset().load_coco_json(annotation_file, image_dir, class_ids=[3],
+                                     class_names=["car"])
+    # Two categories named "car": the name selects neither silently.
+    with open(annotation_file) as f:
+        content = json.load(f)
+    content["categories"].append({"id": 9, "name": "car"})
+    twice = write_json(tmp_path / "twice.json", content)
+    with pytest.raises(AnnotationError, match=r"twice\.json: categories \[3, 9\] share the "
+                                              r"name 'car'"):
+        CocoDataset().load_coco_json(twice, image_dir, class_names=["car"])
+    # A name asked for that is not shared still loads.
+    boats = CocoDataset()
+    boats.load_coco_json(twice, image_dir, class_names=["boat"])
+    boats.prepare()
+    assert boats.class_names == ["BG", "boat"]
+
+
 def coco_with(tmp_path, annotations, images=None, categories=None):
     """A COCO file of one 40x50 image (id 1, a.png) and one category (id 3), and its folder."""
     write_image(str(tmp_path / "images" / "a.png"))

@@ -657,11 +657,32 @@ def test_schedule_scales_the_recipe():
 
 
 def test_class_count_mismatch_is_a_clear_error(coco_data):
+    from mrcnn import recipes
+
     dataset = coco.CocoDataset()
     dataset.load_coco(str(coco_data), "val", year="2017")
     dataset.prepare()
-    with pytest.raises(ValueError, match="3 classes .* NUM_CLASSES is 81"):
+    with pytest.raises(ValueError, match="3 classes .* NUM_CLASSES is 81: pass --config with "
+                                         "a Config subclass whose NUM_CLASSES is 3"):
         common.check_classes(dataset, coco.CocoConfig())
+    # python -m mrcnn has no --config: its message names the data file's keys.
+    with pytest.raises(ValueError) as error:
+        common.check_classes(dataset, coco.CocoConfig(), recipes.DATA_FILE_CLASSES_HINT)
+    message = str(error.value)
+    assert "NUM_CLASSES is 81" in message and "--config" not in message
+    assert "data file's keys: 'classes'" in message and "'config'" in message
+
+
+def test_inference_config_applies_the_run_once_under_this_command():
+    from mrcnn import recipes
+
+    settings = {"recipe": recipes.SCRATCH,
+                "attributes": {"NORM": "group", "DETECTION_MIN_CONFIDENCE": 0.9,
+                               "IMAGES_PER_GPU": 4, "IMAGE_RESIZE_MODE": "crop"}}
+    config = recipes.inference_config(TinyBalloonConfig, settings, {
+        "DETECTION_MIN_CONFIDENCE": 0, "GPU_COUNT": 1, "IMAGES_PER_GPU": 1})
+    assert (config.NORM, config.DETECTION_MIN_CONFIDENCE, config.IMAGES_PER_GPU,
+            config.IMAGE_RESIZE_MODE) == ("group", 0, 1, "pad64")
 
 
 def test_make_config_and_sample_configs():
@@ -756,10 +777,11 @@ def test_sample_inspect_writes_the_dataset_report(name, request, tmp_path):
     sample, fixture, dataset_args = SAMPLE_DATA[name]
     data = request.getfixturevalue(fixture)
     spec = "sample_configs:Tiny{}Config".format(name.capitalize())
-    report = sample.main(["inspect", "--weights", "none", "--logs", str(tmp_path),
+    # inspect builds no model: no --weights; --limit 1 scans one image of each split.
+    report = sample.main(["inspect", "--logs", str(tmp_path), "--limit", "1",
                           "--config", spec] + dataset_args(data))
     splits = list(report["splits"].values())
-    assert len(splits) == 2 and all(s["images"] > 0 for s in splits)
+    assert len(splits) == 2 and all(s["images"] == 1 for s in splits)
     assert splits[0]["instances"] == sum(splits[0]["class_counts"]) > 0
     assert os.path.dirname(report["out"]) == str(tmp_path)
     assert sorted(os.listdir(report["out"])) == ["report.png", "report.txt"]

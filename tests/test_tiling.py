@@ -100,3 +100,49 @@ def test_a_real_model_small_image_is_one_tile(tiny_config):
     r = tiling.detect_tiled(model, large, overlap=16)
     assert r["masks"].shape[:2] == (100, 90) and r["masks"].dtype == bool
     assert r["rois"].shape == (len(r["class_ids"]), 4)
+
+
+def test_objects_larger_than_the_overlap_come_back_once_whole():
+    height, width = 100, 150
+    image = np.full((height, width, 3), 20, np.uint8)
+    # Tiles of 64 with overlap 16: rows at 0, 36 and columns at 0, 43, 86. A disc of 60 px
+    # across all six tiles and a bar of 140 px across the three tiles of the first row are
+    # cut in every tile that shows them; a small disc lies inside one tile.
+    disc = np.zeros((height, width), bool)
+    disc[skimage.draw.disk((50, 75), 30, shape=(height, width))] = True
+    bar = np.zeros((height, width), bool)
+    bar[5:12, 5:145] = True
+    small = np.zeros((height, width), bool)
+    small[skimage.draw.disk((85, 12), 6, shape=(height, width))] = True
+    truth = [(disc, 1, (200, 40, 40)), (bar, 2, (40, 200, 40)), (small, 1, (40, 40, 200))]
+    for mask, _, colour in truth:
+        image[mask] = colour
+    detector = ColourDetector({colour: class_id for _, class_id, colour in truth})
+    r = tiling.detect_tiled(detector, image, overlap=16)
+    assert len(detector.tiles) == 2 * 3
+    assert len(r["class_ids"]) == len(truth), r["rois"]
+    for mask, class_id, _ in truth:
+        matches = [n for n in range(r["masks"].shape[-1])
+                   if np.array_equal(r["masks"][:, :, n], mask)]
+        assert len(matches) == 1, "object found {} times whole".format(len(matches))
+        n = matches[0]
+        assert r["class_ids"][n] == class_id
+        np.testing.assert_array_equal(r["rois"][n], utils.extract_bboxes(mask[..., None])[0])
+    # The merged fragments keep the best score of their parts (ColourDetector's 0.95).
+    assert np.all(np.diff(r["scores"]) <= 0) and r["scores"][0] == np.float32(0.95)
+
+
+def test_touching_fragments_that_disagree_stay_apart():
+    # Two bars of one class meet in the shared strip of two tiles, each cut by the other
+    # tile's edge: their masks differ there, so they are not merged into one object.
+    height, width = 64, 100
+    image = np.full((height, width, 3), 20, np.uint8)
+    left = np.zeros((height, width), bool)
+    left[10:30, 2:50] = True
+    right = np.zeros((height, width), bool)
+    right[30:50, 40:98] = True
+    image[left], image[right] = (200, 40, 40), (40, 200, 40)
+    detector = ColourDetector({(200, 40, 40): 1, (40, 200, 40): 1})
+    r = tiling.detect_tiled(detector, image, overlap=16)
+    found = sorted(tuple(b) for b in r["rois"])
+    assert found == sorted(tuple(utils.extract_bboxes(m[..., None])[0]) for m in (left, right))

@@ -146,21 +146,30 @@ def detect_and_color_splash(model, image_path=None, video_path=None, out_dir="."
     # Some containers do not record the frame rate.
     fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
     out_path = os.path.join(out_dir, "splash_{}.avi".format(stamp))
-    writer, count = None, 0
-    try:
+
+    def frames():
         while True:
             ok, frame = capture.read()
             if not ok:
-                break
+                return
+            yield frame[..., ::-1]  # OpenCV frames are BGR
+
+    # detect_iter decodes and molds the next frames while the graph runs on these.
+    results = model.detect_iter(frames(), return_images=True)
+    writer, count = None, 0
+    try:
+        for r in results:
+            if "error" in r:
+                raise ValueError("{}: frame {}: {}".format(video_path, r["index"], r["error"]))
+            rgb = r["image"]
             if writer is None:
                 writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*"MJPG"), fps,
-                                         (frame.shape[1], frame.shape[0]))
-            rgb = frame[..., ::-1]  # OpenCV frames are BGR
-            r = model.detect([rgb], verbose=0)[0]
+                                         (rgb.shape[1], rgb.shape[0]))
             writer.write(np.ascontiguousarray(color_splash(rgb, r["masks"])[..., ::-1]))
             count += 1
             print("frame", count, end="\r")
     finally:
+        results.close()   # its reading thread stops before the capture is released
         capture.release()
         if writer is not None:
             writer.release()
@@ -193,7 +202,8 @@ def main(argv=None):
     if args.command == "inspect":
         return common.inspect_splits({"train": load_subset(args.dataset, "train"),
                                       "val": load_subset(args.dataset, "val")},
-                                     common.make_config(args.config, BalloonConfig), args.logs)
+                                     common.make_config(args.config, BalloonConfig), args.logs,
+                                     limit=args.limit)
     if args.command == "train":
         overrides = {"STEPS_PER_EPOCH": args.steps} if args.steps is not None else {}
         config, stages = common.training_config(args.config, BalloonConfig, args.weights,

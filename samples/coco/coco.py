@@ -254,7 +254,8 @@ def main(argv=None):
             splits[subset].load_coco(args.dataset, subset, year=args.year,
                                      auto_download=args.download)
             splits[subset].prepare()
-        return inspect_splits(splits, make_config(args.config, CocoConfig), args.logs)
+        return inspect_splits(splits, make_config(args.config, CocoConfig), args.logs,
+                              limit=args.limit)
     if args.command == "train":
         import albumentations as A
 

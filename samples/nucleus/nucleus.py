@@ -345,7 +345,7 @@ def main(argv=None):
         config = common.make_config(args.config, NucleusConfig)
         return common.inspect_splits({subset: load_subset(args.dataset, subset, val_ids),
                                       "val": load_subset(args.dataset, "val", val_ids)},
-                                     config, args.logs)
+                                     config, args.logs, limit=args.limit)
 
     if args.command == "train":
         overrides = {"STEPS_PER_EPOCH": args.steps} if args.steps is not None else {}
