@@ -140,9 +140,10 @@ class Config:
         torchvision's Mask R-CNN uses 2. ROI_ALIGN_ALIGNED (used when n > 0) shifts boxes by
         half a pixel so that box edges and pixel centres agree (detectron2 ``ROIAlignV2``,
         torchvision ``aligned=True``); False is torchvision's Mask R-CNN. With n > 0 the mask
-        targets are cut from the GT masks with the same sampling, and detect() pastes masks
-        with the matching geometry (``mrcnn.mask_geometry``). Adaptive sampling (detectron2's
-        0) is not offered: crop_and_resize needs one sample count for all boxes.
+        targets are cut from the GT masks with the same sampling (``targets.
+        roi_align_mask_targets``), and detect() pastes masks with the matching geometry
+        (``postprocess.paste_mode``); docs/fidelity.md. Adaptive sampling (detectron2's 0) is
+        not offered: crop_and_resize needs one sample count for all boxes.
     ROI_LEVEL_MAPPING ("matterport")
         FPN level of a RoI: "matterport" rounds 4 + log2(sqrt(area) / 224) (area relative to
         the image); "torchvision" floors it (+1e-6) on the box's pixel area (torchvision's
