@@ -72,28 +72,26 @@ def _raise(message):
     raise CommandError(message)
 
 
-def positive_int(text):
-    """argparse type of counts that must be at least 1 (0 is refused, not taken as unset)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a positive integer, got {!r}".format(
-            text)) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1, got {}".format(value))
-    return value
+def _int_at_least(minimum, kind):
+    """An argparse type of integers >= ``minimum`` (``kind`` names them in the message)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("expected a {} integer, got {!r}".format(
+                kind, text)) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError("must be at least {}, got {}".format(minimum,
+                                                                                value))
+        return value
+    parse.__name__ = kind.replace("-", "_") + "_int"    # argparse names the type in errors
+    return parse
 
 
-def non_negative_int(text):
-    """argparse type of counts where 0 means "none" or "all" (negative values are refused)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a non-negative integer, got {!r}".format(
-            text)) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be at least 0, got {}".format(value))
-    return value
+# Counts that must be at least 1 (0 is refused, not taken as unset), and counts where 0 means
+# "none" or "all" (negative values are refused).
+positive_int = _int_at_least(1, "positive")
+non_negative_int = _int_at_least(0, "non-negative")
 
 
 def build_parser():
