@@ -417,6 +417,9 @@ class Config:
                 self.ROI_ALIGN_SAMPLING_RATIO < 0:
             fail("ROI_ALIGN_SAMPLING_RATIO must be 0 (Matterport's sampling) or a positive "
                  "integer, got {!r}".format(self.ROI_ALIGN_SAMPLING_RATIO))
+        for name in ("ROI_ALIGN_ALIGNED", "RPN_PROPOSALS_PER_LEVEL", "DETECTION_MULTI_LABEL"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                fail("{} must be True or False, got {!r}".format(name, getattr(self, name)))
         if self.RESNET_STYLE not in RESNET_STYLES:
             fail("RESNET_STYLE must be one of {}, got {!r}".format(RESNET_STYLES,
                                                                  self.RESNET_STYLE))

@@ -53,7 +53,7 @@ class CoreGraph(tf.Module):
         self.batch = int(config.BATCH_SIZE)
         # NumPy, made constants inside the trace: tf2onnx would turn captured eager tensors
         # into extra graph inputs.
-        self.mean_pixel, self.pixel_std = transform.pixel_stats(config)
+        self.mean_pixel, self.inverse_std = transform.pixel_stats(config)
         self.anchors = np.asarray(mrcnn_model.get_anchors(config.IMAGE_SHAPE), np.float32)
         self.metadata = {
             "image_size": self.size, "channels": self.channels,
@@ -70,7 +70,7 @@ class CoreGraph(tf.Module):
 
     def _serve(self, image, window):
         molded = transform.normalize_pixels(tf.cast(image, tf.float32), self.mean_pixel,
-                                            self.pixel_std)
+                                            self.inverse_std)
         # Only image_shape and window are read by the graph; the other fields are placeholders.
         square = [float(self.size), float(self.size), float(self.channels)]
         fields = {"image_id": 0.0, "original_image_shape": square, "image_shape": square,

@@ -124,31 +124,37 @@ def paste_mask(mask, box, height, width, threshold):
     return full
 
 
-def _roi_weights(start, end, cells, first, length, aligned):
+def _roi_weights(start, end, cells, first, length, aligned, scale):
     """[length, cells] bilinear weights by which pixels first..first+length-1 of a side read a
-    mask of ``cells`` cells taken by the paper's RoIAlign over (start, end) (continuous
-    pixels); cells outside the mask read 0 (mrcnn.postprocess' "aligned"/"unaligned" paste)."""
-    size = end - start if aligned else max(end - start, 1.0)
-    offset = 0.5 if aligned else 0.0
+    mask of ``cells`` cells taken by the paper's RoIAlign over (start, end) (continuous pixels
+    of this image, ``scale`` molded pixels each); cells outside the mask read 0. The same
+    taps as mrcnn.postprocess' "aligned"/"unaligned" paste (``_roi_taps``)."""
+    size, offset = end - start, 0.5
+    if not aligned:
+        size, offset = max(size, 1.0 / scale), 0.5 - 0.5 / scale
     coord = (first + np.arange(length, dtype=np.float64) + offset - start) * cells / size - 0.5
     return _tap_weights(coord, cells, edge=False)
 
 
-def paste_mask_roi(mask, box, height, width, threshold, aligned):
+def paste_mask_roi(mask, box, height, width, threshold, aligned, scale=(1.0, 1.0)):
     """A soft mask [h, w] pasted where RoIAlign took it over ``box`` (continuous pixels y1,
-    x1, y2, x2) into a [height, width] bool image, over the box grown by one cell."""
+    x1, y2, x2) into a [height, width] bool image, over the box grown by one cell; scale: (y,
+    x) molded pixels per pixel of this image."""
     full = np.zeros((height, width), bool)
     y1, x1, y2, x2 = (float(v) for v in box)
     if y2 <= y1 or x2 <= x1:
         return full
-    cell_h, cell_w = (y2 - y1) / mask.shape[0], (x2 - x1) / mask.shape[1]
-    top = min(max(int(np.floor(y1 - cell_h - 1.0)), 0), height)
-    left = min(max(int(np.floor(x1 - cell_w - 1.0)), 0), width)
-    bottom = min(max(int(np.ceil(y2 + cell_h + 1.0)), top), height)
-    right = min(max(int(np.ceil(x2 + cell_w + 1.0)), left), width)
+    sy, sx = (float(v) for v in scale)
+    # The mask reaches a cell beyond the box (and an unaligned one a molded pixel more).
+    grow_y = (y2 - y1) / mask.shape[0] + 1.0 + 1.0 / sy
+    grow_x = (x2 - x1) / mask.shape[1] + 1.0 + 1.0 / sx
+    top = min(max(int(np.floor(y1 - grow_y)), 0), height)
+    left = min(max(int(np.floor(x1 - grow_x)), 0), width)
+    bottom = min(max(int(np.ceil(y2 + grow_y)), top), height)
+    right = min(max(int(np.ceil(x2 + grow_x)), left), width)
     if bottom > top and right > left:
-        wy = _roi_weights(y1, y2, mask.shape[0], top, bottom - top, aligned)
-        wx = _roi_weights(x1, x2, mask.shape[1], left, right - left, aligned)
+        wy = _roi_weights(y1, y2, mask.shape[0], top, bottom - top, aligned, sy)
+        wx = _roi_weights(x1, x2, mask.shape[1], left, right - left, aligned, sx)
         value = wy @ mask.astype(np.float64) @ wx.T
         full[top:bottom, left:right] = value.astype(np.float32) >= threshold
     return full
@@ -262,22 +268,30 @@ class ExportedModel:
         shift = np.array([wy1, wx1, wy1, wx1], np.float32)
         scale = np.array([wy2 - wy1, wx2 - wx1, wy2 - wy1, wx2 - wx1], np.float32)
         normalized = ((boxes - shift) / scale).astype(np.float64)
-        float_boxes = normalized * np.array([height - 1, width - 1, height - 1, width - 1],
-                                            np.float64) + np.array([0, 0, 1, 1], np.float64)
-        boxes = np.around(float_boxes).astype(np.int32)
+        boxes = np.around(normalized * np.array([height - 1, width - 1, height - 1, width - 1],
+                                                np.float64) +
+                          np.array([0, 0, 1, 1], np.float64)).astype(np.int32)
         keep = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0
         boxes, class_ids, scores = boxes[keep], class_ids[keep], scores[keep]
-        float_boxes = float_boxes[keep]
         soft = masks[:n][keep]
         threshold = self.metadata["mask_threshold"]
         # How detect() pastes for the model's config (mrcnn.postprocess.paste_mode); files
         # exported before the RoIAlign switches have no key and paste as Matterport.
         mode = self.metadata.get("mask_paste", "resize")
+        if mode not in ("resize", "aligned", "unaligned"):
+            raise ValueError("{}.json: unknown mask_paste {!r}".format(self.path, mode))
         if mode == "resize":
             full = [paste_mask(soft[i], boxes[i], height, width, threshold)
                     for i in range(len(boxes))]
         else:
-            full = [paste_mask_roi(soft[i], float_boxes[i], height, width, threshold,
-                                   mode == "aligned") for i in range(len(boxes))]
+            # Through the resize the molding applied (postprocess.resized_pixel_boxes): molded
+            # y = window_y1 + y * scale.
+            wy1, wx1, wy2, wx2 = (float(v) for v in window)
+            scale = ((wy2 - wy1) / height, (wx2 - wx1) / width)
+            molded = detections[:n, :4][keep].astype(np.float64) * (self.size - 1) + \
+                np.array([0, 0, 1, 1], np.float64)
+            exact = (molded - [wy1, wx1, wy1, wx1]) / [scale[0], scale[1], scale[0], scale[1]]
+            full = [paste_mask_roi(soft[i], exact[i], height, width, threshold,
+                                   mode == "aligned", scale) for i in range(len(boxes))]
         full = np.stack(full, axis=-1) if full else np.zeros((height, width, 0), bool)
         return {"boxes": boxes, "class_ids": class_ids, "scores": scores, "masks": full}

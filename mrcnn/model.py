@@ -222,7 +222,9 @@ class MaskRCNN:
     def unmold_detections(self, detections, mrcnn_mask, original_image_shape, image_shape,
                           window):
         """One image's raw detections -> original-image results, in NumPy (Matterport's API;
-        see ``transform``). ``detect()`` computes the same in TensorFlow (``postprocess``)."""
+        see ``transform``). ``detect()`` computes the same in TensorFlow (``postprocess``) with
+        Matterport's paste (ROI_ALIGN_SAMPLING_RATIO 0); with the paper's RoIAlign it pastes
+        with that geometry instead, which this function does not."""
         return transform.unmold_detections(detections, mrcnn_mask, original_image_shape,
                                            image_shape, window,
                                            self.config.DETECTION_MASK_THRESHOLD)

@@ -12,8 +12,9 @@ in the same order, rounded to float32 before the threshold as there. ``tf.image.
 interpolates in float32, which flips pixels whose value lies within float32 rounding of the
 threshold, so it is not used.
 
-:data:`unmold_detections_fn` is the ``tf.function`` that ``detect()`` calls: its input signature
-has dynamic shapes, so image sizes, detection counts and class counts never retrace it.
+:data:`UNMOLD_FNS` holds the ``tf.function`` that ``detect()`` calls for each paste mode
+(:data:`unmold_detections_fn` is Matterport's): their input signature has dynamic shapes, so
+image sizes, detection counts and class counts never retrace them.
 """
 
 import tensorflow as tf
@@ -38,13 +39,6 @@ def to_pixel_boxes(boxes, window, image_shape, original_shape):
     x2) pixels of the original image inside the molded one; image_shape / original_shape: at
     least (height, width) of the molded / original image. Returns [N, 4] int32, y2/x2 exclusive.
     """
-    # tf.round rounds half to even, as np.around does.
-    return tf.cast(tf.round(to_float_pixel_boxes(boxes, window, image_shape, original_shape)),
-                   tf.int32)
-
-
-def to_float_pixel_boxes(boxes, window, image_shape, original_shape):
-    """:func:`to_pixel_boxes` before the rounding: [N, 4] float64 continuous pixel boxes."""
     shape = tf.cast(image_shape[:2], tf.float32)
     # Divisions are divide_no_nan: in a traced graph where the divisor is a constant (the
     # SavedModel's molded shape), TensorFlow turns x / c into x * (1 / c), which changes last
@@ -60,7 +54,31 @@ def to_float_pixel_boxes(boxes, window, image_shape, original_shape):
     # utils.denorm_boxes, in float64 as there (float32 rounds 397.49998677 up to 398).
     original = tf.cast(original_shape[:2], tf.float64)
     size = tf.stack([original[0] - 1, original[1] - 1, original[0] - 1, original[1] - 1])
-    return tf.cast(boxes, tf.float64) * size + tf.constant([0.0, 0.0, 1.0, 1.0], tf.float64)
+    pixels = tf.cast(boxes, tf.float64) * size + tf.constant([0.0, 0.0, 1.0, 1.0], tf.float64)
+    # tf.round rounds half to even, as np.around does.
+    return tf.cast(tf.round(pixels), tf.int32)
+
+
+def resized_pixel_boxes(boxes, window, image_shape, original_shape):
+    """Normalized boxes of the molded image -> continuous boxes of the original image, through
+    the resize molding applied: (boxes [N, 4] float64, scale [2] float64 molded pixels per
+    original pixel).
+
+    Molding resized the original's extent [0, H) onto the window's [y1, y2) (skimage's and
+    tf.image.resize's half-pixel rule), so molded y is window_y1 + y * scale. Matterport's
+    corner-aligned ``to_pixel_boxes`` is not that map (up to a pixel off after a resize): fine
+    for its rounded boxes, not for pasting masks where RoIAlign took them.
+    """
+    molded = tf.cast(image_shape[:2], tf.float64)
+    boxes = tf.cast(boxes, tf.float64) * tf.stack([molded[0] - 1, molded[1] - 1,
+                                                   molded[0] - 1, molded[1] - 1]) + \
+        tf.constant([0.0, 0.0, 1.0, 1.0], tf.float64)                 # molded pixels
+    window = tf.cast(window, tf.float64)
+    original = tf.cast(original_shape[:2], tf.float64)
+    scale = tf.math.divide_no_nan(tf.stack([window[2] - window[0], window[3] - window[1]]),
+                                  original)
+    origin = tf.stack([window[0], window[1], window[0], window[1]])
+    return tf.math.divide_no_nan(boxes - origin, tf.concat([scale, scale], axis=0)), scale
 
 
 def _resize_taps(start, end, first, length, source):
@@ -91,23 +109,27 @@ def _resize_taps(start, end, first, length, source):
             lower_weight, upper_weight)
 
 
-def _roi_taps(start, end, first, length, source, aligned):
+def _roi_taps(start, end, first, length, source, aligned, scale):
     """Bilinear taps that paste a mask side of ``source`` cells back where RoIAlign took them
     (the inverse of :func:`mrcnn.roi_align.roi_align`'s sampling of the mask targets).
 
-    start, end: [N] float64 box sides in continuous pixels; first: [N] int32 first pixel wanted;
-    length: how many pixels from ``first``. Cell c of a box holds the value at start + (c + 0.5)
-    * bin (minus half a pixel when aligned), bin = (end - start) / source (at least 1 / source
-    when not aligned); so pixel p (centre p + 0.5 when aligned) reads the mask at
-    (p + offset - start) / bin - 0.5, with cells outside the mask reading 0 (a mask is 0
-    outside its box; torchvision pastes into the box grown by one zero cell for the same).
+    start, end: [N] float64 box sides in continuous pixels of the original image; first: [N]
+    int32 first pixel wanted; length: how many pixels from ``first``; scale: molded pixels per
+    original pixel on this side (the targets were cut in the molded image). Cell c of a box
+    holds the value at continuous position start + (c + 0.5) * bin, bin = (end - start) /
+    source, so the centre p + 0.5 of pixel p reads the mask at (p + 0.5 - start) / bin - 0.5.
+    Without ``aligned`` RoIAlign read pixel-index coordinates of the molded image, half a
+    molded pixel (0.5 / scale here) before the centres, and sides of at least one molded pixel.
+    Cells outside the mask read 0 (a mask is 0 outside its box; torchvision pastes into the
+    box grown by one zero cell for the same).
     Returns (lower, upper) [N, length] int32 cell indices and their [N, length] float64 weights.
     """
     size = end - start
+    offset = 0.5
     if not aligned:
-        size = tf.maximum(size, 1.0)
+        size = tf.maximum(size, 1.0 / scale)
+        offset = 0.5 - 0.5 / scale
     cells = tf.cast(source, tf.float64)
-    offset = 0.5 if aligned else 0.0
     pixel = tf.cast(first[:, tf.newaxis] + tf.range(length)[tf.newaxis], tf.float64)
     coord = (pixel + offset - start[:, tf.newaxis]) * tf.math.divide_no_nan(
         cells, size)[:, tf.newaxis] - 0.5
@@ -130,7 +152,7 @@ def _paste_region(start, end, limit):
     return first, tf.where(end > start, tf.maximum(tf.minimum(end, limit) - first, 0), 0)
 
 
-def paste_masks(masks, boxes, height, width, threshold=0.5, mode="resize"):
+def paste_masks(masks, boxes, height, width, threshold=0.5, mode="resize", scale=(1.0, 1.0)):
     """Paste soft masks into full-image binary masks.
 
     masks: [N, mask_h, mask_w] float probabilities; height, width: the image's size;
@@ -142,7 +164,8 @@ def paste_masks(masks, boxes, height, width, threshold=0.5, mode="resize"):
         :func:`_resize_taps`);
       "aligned" / "unaligned": boxes [N, 4] continuous (float) pixels; each pixel reads the
         mask where the paper's RoIAlign (aligned or not) sampled it (:func:`_roi_taps`), over
-        the box grown by one cell on each side.
+        the box grown by one cell on each side; scale: (y, x) molded pixels per pixel of this
+        image (see :func:`resized_pixel_boxes`).
     Returns [height, width, N] bool.
     """
     if mode not in PASTE_MODES:
@@ -155,17 +178,21 @@ def paste_masks(masks, boxes, height, width, threshold=0.5, mode="resize"):
         py1, px1, py2, px2 = y1, x1, y2, x2
     else:
         y1, x1, y2, x2 = tf.unstack(tf.cast(boxes, tf.float64), 4, axis=1)
-        # A cell's value reaches one cell beyond the box: paste over the grown box.
-        cell_h = tf.math.divide_no_nan(y2 - y1, tf.cast(mask_h, tf.float64))
-        cell_w = tf.math.divide_no_nan(x2 - x1, tf.cast(mask_w, tf.float64))
+        # A cell's value reaches one cell beyond the box (an unaligned one a molded pixel
+        # more): paste over the grown box.
+        scale = tf.cast(scale, tf.float64)
+        grow_y = tf.math.divide_no_nan(y2 - y1, tf.cast(mask_h, tf.float64)) + 1.0 + \
+            1.0 / scale[0]
+        grow_x = tf.math.divide_no_nan(x2 - x1, tf.cast(mask_w, tf.float64)) + 1.0 + \
+            1.0 / scale[1]
         nonempty = (y2 > y1) & (x2 > x1)
 
-        def grown(lo, hi, cell):
-            lo = tf.cast(tf.floor(lo - cell - 1.0), tf.int32)
-            hi = tf.cast(tf.math.ceil(hi + cell + 1.0), tf.int32)
+        def grown(lo, hi, grow):
+            lo = tf.cast(tf.floor(lo - grow), tf.int32)
+            hi = tf.cast(tf.math.ceil(hi + grow), tf.int32)
             return lo, tf.where(nonempty, hi, lo)
-        py1, py2 = grown(y1, y2, cell_h)
-        px1, px2 = grown(x1, x2, cell_w)
+        py1, py2 = grown(y1, y2, grow_y)
+        px1, px2 = grown(x1, x2, grow_x)
     # The part of each (grown) box inside the image: rows top..top+rows, columns
     # left..left+cols (clamped so that a box beyond the image pads to an empty mask).
     top, rows = _paste_region(py1, py2, height)
@@ -182,8 +209,10 @@ def paste_masks(masks, boxes, height, width, threshold=0.5, mode="resize"):
         col_lo, col_hi, col_lo_w, col_hi_w = _resize_taps(x1, x2, left, max_cols, mask_w)
     else:
         aligned = mode == "aligned"
-        row_lo, row_hi, row_lo_w, row_hi_w = _roi_taps(y1, y2, top, max_rows, mask_h, aligned)
-        col_lo, col_hi, col_lo_w, col_hi_w = _roi_taps(x1, x2, left, max_cols, mask_w, aligned)
+        row_lo, row_hi, row_lo_w, row_hi_w = _roi_taps(y1, y2, top, max_rows, mask_h, aligned,
+                                                       scale[0])
+        col_lo, col_hi, col_lo_w, col_hi_w = _roi_taps(x1, x2, left, max_cols, mask_w, aligned,
+                                                       scale[1])
     count = tf.shape(boxes)[0]
     # scipy sums, per pixel, value * row weight * column weight over the cells (lower row,
     # lower column), (lower, upper), (upper, lower), (upper, upper), in that order, in
@@ -236,9 +265,7 @@ def unmold_detections(detections, mrcnn_mask, original_shape, image_shape, windo
     # The detections end at the first padding row (class id 0).
     slots = tf.shape(detections)[0]
     n = tf.reduce_min(tf.where(tf.equal(detections[:, 4], 0.0), tf.range(slots), slots))
-    float_boxes = to_float_pixel_boxes(detections[:n, :4], window, image_shape, original_shape)
-    # tf.round rounds half to even, as np.around does.
-    boxes = tf.cast(tf.round(float_boxes), tf.int32)
+    boxes = to_pixel_boxes(detections[:n, :4], window, image_shape, original_shape)
     class_ids = tf.cast(detections[:n, 4], tf.int32)
     scores = detections[:n, 5]
     # One channel holds class-agnostic masks (MASK_CLASS_AGNOSTIC): every class reads it.
@@ -248,9 +275,13 @@ def unmold_detections(detections, mrcnn_mask, original_shape, image_shape, windo
     keep = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0
     boxes, class_ids = tf.boolean_mask(boxes, keep), tf.boolean_mask(class_ids, keep)
     scores, masks = tf.boolean_mask(scores, keep), tf.boolean_mask(masks, keep)
-    paste_boxes = boxes if mode == "resize" else tf.boolean_mask(float_boxes, keep)
-    full_masks = paste_masks(masks, paste_boxes, original_shape[0], original_shape[1],
-                             threshold, mode)
+    if mode == "resize":
+        full_masks = paste_masks(masks, boxes, original_shape[0], original_shape[1], threshold)
+    else:
+        exact, scale = resized_pixel_boxes(detections[:n, :4], window, image_shape,
+                                           original_shape)
+        full_masks = paste_masks(masks, tf.boolean_mask(exact, keep), original_shape[0],
+                                 original_shape[1], threshold, mode, scale)
     return boxes, class_ids, scores, full_masks
 
 

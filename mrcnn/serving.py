@@ -32,7 +32,7 @@ class _Serving(tf.Module):
         self.batch = int(config.BATCH_SIZE)
         self.mask_threshold = float(config.DETECTION_MASK_THRESHOLD)
         self.paste_mode = postprocess.paste_mode(config)
-        self.mean_pixel, self.pixel_std = transform.pixel_stats(config)
+        self.mean_pixel, self.inverse_std = transform.pixel_stats(config)
         self.anchors = tf.constant(mrcnn_model.get_anchors(config.IMAGE_SHAPE))
         # Any shape: a signature's declared shape is not enforced on callers, and a declared
         # rank lets TensorFlow fold the rank check away, so _check checks the shape at run time.
@@ -75,7 +75,7 @@ class _Serving(tf.Module):
         molded = transform.normalize_pixels(
             tf.pad(resized, [[top, self.max_dim - new_h - top],
                              [left, self.max_dim - new_w - left], [0, 0]]),
-            self.mean_pixel, self.pixel_std)
+            self.mean_pixel, self.inverse_std)
         molded = tf.ensure_shape(molded, [self.max_dim, self.max_dim, self.channels])
         window = tf.stack([top, left, top + new_h, left + new_w])      # int32 pixels
         fields = {"image_id": 0.0, "original_image_shape": tf.cast(shape, tf.float32),

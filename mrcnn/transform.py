@@ -17,19 +17,26 @@ from mrcnn.images import check_image
 
 
 def pixel_stats(config):
-    """(MEAN_PIXEL, PIXEL_STD or None) as float32 arrays: what molding subtracts and divides by."""
-    std = None if config.PIXEL_STD is None else np.asarray(config.PIXEL_STD, np.float32)
-    return np.asarray(config.MEAN_PIXEL, np.float32), std
+    """(MEAN_PIXEL, 1 / PIXEL_STD or None) as float32 arrays: what molding subtracts and
+    multiplies by.
+
+    A product with a float32 reciprocal, not a division: graph optimizers turn a division by a
+    constant into that product, so NumPy (detect(), training) and the traced graphs (the
+    SavedModel, TFLite, ONNX) compute the same bits only if both multiply.
+    """
+    inverse = None if config.PIXEL_STD is None else \
+        (1.0 / np.asarray(config.PIXEL_STD, np.float64)).astype(np.float32)
+    return np.asarray(config.MEAN_PIXEL, np.float32), inverse
 
 
-def normalize_pixels(pixels, mean, std):
-    """(pixels - mean) / std, or pixels - mean when std is None (Matterport's molding).
+def normalize_pixels(pixels, mean, inverse_std):
+    """(pixels - mean) * inverse_std, or pixels - mean when it is None (Matterport's molding).
 
     The one normalization of detect(), training and the exported graphs: NumPy arrays or
-    float32 tensors, with mean and std from :func:`pixel_stats`.
+    float32 tensors, with mean and inverse_std from :func:`pixel_stats`.
     """
     pixels = pixels - mean
-    return pixels if std is None else pixels / std
+    return pixels if inverse_std is None else pixels * inverse_std
 
 
 def mold_image(images, config):

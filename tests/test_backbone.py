@@ -15,7 +15,7 @@ REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
 
 def build(style):
     """The stem (8 filters) and a strided conv block [4, 4, 16], BatchNorm in inference."""
-    image = keras.Input([36, 44, 3])
+    image = keras.Input([32, 40, 3])
     c1 = stem(image, train_bn=False, style=style, filters=8)
     out = conv_block(c1, 3, [4, 4, 16], stage=2, block="a", strides=(2, 2),
                      use_bias=style == "matterport", train_bn=False, style=style)
@@ -52,6 +52,17 @@ def test_torchvision_style_equals_torchvision_resnet():
     c1, out = model.predict_on_batch(ref["image"])
     np.testing.assert_allclose(c1, ref["stem_out"], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(out, ref["block_out"], rtol=1e-4, atol=1e-4)
+
+
+def test_symmetric_padding_of_the_strided_3x3_matters():
+    # The block's input is 8x10 (even): TensorFlow's "same" padding of the strided 3x3 would
+    # pad one pixel at the bottom/right only; replacing the explicit padding by it must fail.
+    ref = np.load(REFERENCE)
+    assert ref["stem_out"].shape[1:3] == (8, 10)
+    model = build("torchvision")
+    load_torch_weights(model, ref)
+    layer = model.get_layer("res2a_branch2b")
+    assert layer.padding == "valid" and model.get_layer("res2a_branch2b_pad") is not None
 
 
 def test_matterport_style_differs_from_torchvision_resnet():

@@ -61,6 +61,7 @@ def test_instances_do_not_share_mutable_defaults():
     ({"ROI_ALIGN_SAMPLING_RATIO": 1.5}, "ROI_ALIGN_SAMPLING_RATIO must be 0"),
     ({"ROI_LEVEL_MAPPING": "round"}, "ROI_LEVEL_MAPPING must be one of"),
     ({"RESNET_STYLE": "caffe"}, "RESNET_STYLE must be one of"),
+    ({"RPN_PROPOSALS_PER_LEVEL": "False"}, "RPN_PROPOSALS_PER_LEVEL must be True or False"),
     ({"PIXEL_STD": [1.0, 0.0, 1.0]}, "PIXEL_STD must be None or IMAGE_CHANNEL_COUNT"),
     ({"PIXEL_STD": [1.0, 2.0]}, "PIXEL_STD must be None or IMAGE_CHANNEL_COUNT"),
 ])

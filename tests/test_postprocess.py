@@ -307,3 +307,52 @@ def test_paste_mode_follows_the_config():
     with pytest.raises(ValueError, match="mode"):
         postprocess.paste_masks(np.zeros((0, 28, 28), np.float32), np.zeros((0, 4)), 8, 8,
                                 0.5, "nearest")
+
+
+@pytest.mark.parametrize("mode", ["aligned", "unaligned"])
+def test_a_perfect_mask_of_a_resized_image_pastes_back_onto_its_gt(mode):
+    # The target is cut in the molded (resized, padded) image, as training cuts it; detect()'s
+    # unmolding pastes it into the original image through the resize the molding applied.
+    # Matterport's corner-aligned box mapping (to_pixel_boxes) would be off by up to a pixel.
+    from mrcnn import boxes as box_utils
+    from mrcnn import targets
+    from mrcnn.export_runner import ExportedModel
+
+    class Molding(Config):
+        IMAGE_MIN_DIM = 512
+        IMAGE_MAX_DIM = 512
+        ROI_ALIGN_SAMPLING_RATIO = 2
+        ROI_ALIGN_ALIGNED = mode == "aligned"
+    config = Molding()
+    height, width = 150, 200                       # scaled by 2.56 into a 384x512 window
+    runner = ExportedModel.__new__(ExportedModel)  # only its NumPy unmolding is used
+    runner.path, runner.size = "model", 512
+    runner.metadata = {"mask_threshold": 0.5, "mask_paste": mode}
+    for side in (12, 30, 90):
+        gt = ellipse_mask(height, width, 70.3, 96.6, side / 2, side / 2.6)
+        image = np.zeros((height, width, 3), np.uint8)
+        _, _, windows = transform.mold_inputs([image], config)
+        window = windows[0]
+        scale = (window[2] - window[0]) / height
+        molded_mask = utils.resize_mask(gt[..., np.newaxis], scale,
+                                        [(window[0], 512 - window[2]),
+                                         (window[1], 512 - window[3]), (0, 0)])
+        box = utils.extract_bboxes(molded_mask)
+        normalized = box_utils.norm_boxes(box, (512, 512)).astype(np.float32)
+        params = {"mask_shape": [28, 28], "use_mini_mask": False, "image_shape": [512, 512],
+                  "mask_sampling_ratio": 2, "mask_aligned": mode == "aligned"}
+        target = targets.roi_align_mask_targets(
+            tf.constant(molded_mask[np.newaxis], tf.float32), normalized, normalized,
+            params).numpy()
+        detections = np.zeros((4, 6), np.float32)
+        detections[0, :4], detections[0, 4:] = normalized[0], [1, 0.9]
+        masks = np.zeros((4, 28, 28, 2), np.float32)
+        masks[0, ..., 1] = target[0]
+        _, _, _, pasted = postprocess.UNMOLD_FNS[postprocess.paste_mode(config)](
+            detections, masks, np.array([height, width], np.int32),
+            np.array([512, 512], np.int32), np.asarray(window, np.int32), np.float32(0.5))
+        pasted = pasted.numpy()[..., 0]
+        iou = (pasted & gt).sum() / (pasted | gt).sum()
+        assert iou > 0.97, (side, iou)
+        served = runner.unmold(detections, masks[..., 1], (height, width), window)["masks"]
+        assert np.count_nonzero(served[..., 0] != pasted) <= 1

@@ -7,8 +7,9 @@ file). Run once from the repository root:
 
 The stem (7x7/2 conv without bias, BatchNorm, ReLU, 3x3/2 max pool with padding 1) and one
 ``torchvision.models.resnet.Bottleneck`` with stride 2 and a 1x1/2 downsample, narrow (8 -> 4
--> 16 channels), random weights and BatchNorm statistics, in eval mode, on an even-sized input
-(where PyTorch's symmetric padding and TensorFlow's "same" padding differ). BatchNorm eps is
+-> 16 channels), random weights and BatchNorm statistics, in eval mode, on an input whose
+sizes stay even through the stem (32x40 -> 8x10 into the block), where PyTorch's symmetric
+padding and TensorFlow's "same" padding differ for the max pool and the strided 3x3. BatchNorm eps is
 Keras' 1e-3 here so that only the convolutions' layout and padding are compared.
 """
 
@@ -44,7 +45,7 @@ def main():
             randomize_bn(module, gen)
     stem.eval()
     block.eval()
-    image = torch.randn(1, 3, 36, 44, generator=gen)
+    image = torch.randn(1, 3, 32, 40, generator=gen)
     with torch.no_grad():
         c1 = stem(image)
         out = block(c1)
