@@ -25,14 +25,19 @@ def reference(rois, probs, deltas, window, min_conf, nms, max_inst):
     return np.concatenate([boxes[kept], class_ids[kept, None], scores[kept, None]], axis=1)
 
 
+def clustered_rois(rng, n):
+    """[n, 4] normalized RoIs, the second half near copies of the first: clusters of
+    overlapping boxes so that NMS has work to do."""
+    centers = rng.uniform(0.2, 0.8, (n, 2))
+    sizes = rng.uniform(0.05, 0.3, (n, 2))
+    centers[n // 2:] = centers[:n // 2] + rng.normal(0, 0.01, (n // 2, 2))
+    return np.concatenate([centers - sizes / 2, centers + sizes / 2], axis=1).astype(np.float32)
+
+
 def test_detection_layer_matches_numpy_per_class_nms():
     rng = np.random.default_rng(3)
     n, num_classes = 60, 4
-    centers = rng.uniform(0.2, 0.8, (n, 2))
-    sizes = rng.uniform(0.05, 0.3, (n, 2))
-    # Clusters of overlapping boxes so that NMS has work to do.
-    centers[n // 2:] = centers[:n // 2] + rng.normal(0, 0.01, (n // 2, 2))
-    rois = np.concatenate([centers - sizes / 2, centers + sizes / 2], axis=1).astype(np.float32)
+    rois = clustered_rois(rng, n)
     logits = rng.normal(0, 2, (n, num_classes))
     probs = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype(np.float32)
     deltas = rng.normal(0, 0.5, (n, num_classes, 4)).astype(np.float32)
@@ -89,10 +94,7 @@ def multi_label_reference(rois, probs, deltas, window, min_conf, nms, max_inst):
 def test_multi_label_detection_matches_numpy_reference():
     rng = np.random.default_rng(4)
     n, num_classes = 40, 4
-    centers = rng.uniform(0.2, 0.8, (n, 2))
-    sizes = rng.uniform(0.05, 0.3, (n, 2))
-    centers[n // 2:] = centers[:n // 2] + rng.normal(0, 0.01, (n // 2, 2))
-    rois = np.concatenate([centers - sizes / 2, centers + sizes / 2], axis=1).astype(np.float32)
+    rois = clustered_rois(rng, n)
     # Flat class scores: many RoIs have two foreground classes over the threshold.
     probs = rng.dirichlet(np.ones(num_classes), n).astype(np.float32)
     deltas = rng.normal(0, 0.5, (n, num_classes, 4)).astype(np.float32)

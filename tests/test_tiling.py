@@ -37,6 +37,18 @@ class ColourDetector:
         return results
 
 
+def assert_each_found_once_whole(r, truth):
+    """Each (mask, class id) of ``truth`` is exactly one detection of ``r``, with that class and
+    the mask's box."""
+    for mask, class_id in truth:
+        matches = [n for n in range(r["masks"].shape[-1])
+                   if np.array_equal(r["masks"][:, :, n], mask)]
+        assert len(matches) == 1, "object found {} times whole".format(len(matches))
+        n = matches[0]
+        assert r["class_ids"][n] == class_id
+        np.testing.assert_array_equal(r["rois"][n], utils.extract_bboxes(mask[..., None])[0])
+
+
 def test_tile_origins():
     assert tiling.tile_origins(200, 64, 24) == [0, 34, 68, 102, 136]   # neighbours share 30
     assert tiling.tile_origins(64, 64, 16) == [0]
@@ -74,13 +86,7 @@ def test_objects_on_tile_borders_are_found_once_whole():
     assert r["masks"].shape == (height, width, len(truth))
     assert len(r["class_ids"]) == len(r["scores"]) == len(r["rois"]) == len(truth)
     assert np.all(np.diff(r["scores"]) <= 0)
-    for mask, class_id in truth:
-        matches = [n for n in range(r["masks"].shape[-1])
-                   if np.array_equal(r["masks"][:, :, n], mask)]
-        assert len(matches) == 1, "object found {} times whole".format(len(matches))
-        n = matches[0]
-        assert r["class_ids"][n] == class_id
-        np.testing.assert_array_equal(r["rois"][n], utils.extract_bboxes(mask[..., None])[0])
+    assert_each_found_once_whole(r, truth)
 
 
 def test_a_real_model_small_image_is_one_tile(tiny_config):
@@ -121,13 +127,7 @@ def test_objects_larger_than_the_overlap_come_back_once_whole():
     r = tiling.detect_tiled(detector, image, overlap=16)
     assert len(detector.tiles) == 2 * 3
     assert len(r["class_ids"]) == len(truth), r["rois"]
-    for mask, class_id, _ in truth:
-        matches = [n for n in range(r["masks"].shape[-1])
-                   if np.array_equal(r["masks"][:, :, n], mask)]
-        assert len(matches) == 1, "object found {} times whole".format(len(matches))
-        n = matches[0]
-        assert r["class_ids"][n] == class_id
-        np.testing.assert_array_equal(r["rois"][n], utils.extract_bboxes(mask[..., None])[0])
+    assert_each_found_once_whole(r, [(mask, class_id) for mask, class_id, _ in truth])
     # The merged fragments keep the best score of their parts (ColourDetector's 0.95).
     assert np.all(np.diff(r["scores"]) <= 0) and r["scores"][0] == np.float32(0.95)
 
