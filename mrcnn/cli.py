@@ -209,16 +209,14 @@ def resolve_weights(weights, config, logs):
 
 
 def locate_coco_weights(logs):
-    """``mask_rcnn_coco.h5`` of the current folder or ``logs``; downloaded into ``logs``."""
+    """``mask_rcnn_coco.h5`` (``utils.find_weights``): the first copy in ``$MRCNN_WEIGHTS_DIR``,
+    ``weights/``, the current folder or ``logs``; downloaded into ``weights/`` when absent."""
     from mrcnn import utils
 
-    for path in ("mask_rcnn_coco.h5", os.path.join(logs, "mask_rcnn_coco.h5")):
-        if os.path.isfile(path):
-            return path
-    os.makedirs(logs, exist_ok=True)
-    target = os.path.join(logs, "mask_rcnn_coco.h5")
-    utils.download_trained_weights(target)
-    return target
+    path = utils.find_weights("mask_rcnn_coco.h5", fallbacks=(os.getcwd(), logs))
+    if not os.path.isfile(path):
+        utils.download_trained_weights(path)
+    return path
 
 
 def inference_model(args, data):

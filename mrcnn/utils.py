@@ -29,18 +29,61 @@ from mrcnn.metrics import (compute_ap, compute_ap_range, compute_gt_recall,  # n
 COCO_MODEL_URL = ("https://github.com/matterport/Mask_RCNN/releases/download/v2.0/"
                   "mask_rcnn_coco.h5")
 
+# Pretrained weights live in weights/ (see weights/README.md): that of the checkout mrcnn runs
+# from (the folder above the package, when it holds setup.py), or of the current folder for an
+# installed package; $MRCNN_WEIGHTS_DIR, when set, comes first.
+WEIGHTS_DIR_ENV = "MRCNN_WEIGHTS_DIR"
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHECKOUT_DIR = (_PACKAGE_PARENT if os.path.isfile(os.path.join(_PACKAGE_PARENT, "setup.py"))
+                else None)
+
+
+def _weights_folders():
+    """[$MRCNN_WEIGHTS_DIR (when set), weights/ of the checkout or of the current folder]."""
+    env = os.environ.get(WEIGHTS_DIR_ENV)
+    folders = [os.path.abspath(os.path.expanduser(env))] if env else []
+    return folders + [os.path.join(CHECKOUT_DIR or os.getcwd(), "weights")]
+
+
+def weights_dir():
+    """The default folder of pretrained weights, where downloads and conversions go:
+    ``$MRCNN_WEIGHTS_DIR`` when set, else ``weights/`` of the checkout (of the current folder
+    when mrcnn is an installed package)."""
+    return _weights_folders()[0]
+
+
+def find_weights(filename, fallbacks=()):
+    """Path of the weights file ``filename`` (e.g. "mask_rcnn_coco.h5"): the first that exists of
+
+    1. ``$MRCNN_WEIGHTS_DIR/filename``, when the variable is set;
+    2. ``weights/filename`` of the checkout (of the current folder for an installed package);
+    3. ``filename`` in each folder of ``fallbacks``, in order (older homes: the repository
+       root, ``--logs``...);
+
+    else the default place, ``weights_dir()/filename``, where it should be downloaded.
+    """
+    for folder in _weights_folders() + [str(folder) for folder in fallbacks]:
+        path = os.path.join(folder, filename)
+        if os.path.isfile(path):
+            return path
+    return os.path.join(weights_dir(), filename)
+
 
 class DownloadError(OSError):
     """A weights download failed; the message says what to do instead."""
 
 
-def download_trained_weights(coco_model_path, verbose=1, url=COCO_MODEL_URL, timeout=60):
+def download_trained_weights(coco_model_path=None, verbose=1, url=COCO_MODEL_URL, timeout=60):
     """Download Matterport's COCO-trained weights (``mask_rcnn_coco.h5``) to a path.
 
+    coco_model_path: where to write; by default ``weights_dir()/mask_rcnn_coco.h5`` (``weights/``
+    of the checkout, or ``$MRCNN_WEIGHTS_DIR``). Returns the path written.
     The file is written to a temporary name next to the target and renamed when complete, so
     an interrupted download never leaves a truncated ``.h5``. Without network access it raises
     :class:`DownloadError` with the URL and the reason.
     """
+    if coco_model_path is None:
+        coco_model_path = os.path.join(weights_dir(), "mask_rcnn_coco.h5")
     if verbose > 0:
         print("Downloading pretrained model to {} ...".format(coco_model_path))
     directory = os.path.dirname(os.path.abspath(coco_model_path))
@@ -59,6 +102,7 @@ def download_trained_weights(coco_model_path, verbose=1, url=COCO_MODEL_URL, tim
                                              getattr(e, "reason", e))) from e
     if verbose > 0:
         print("... done downloading pretrained model!")
+    return coco_model_path
 
 
 ############################################################
@@ -84,6 +128,11 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
         pad64  -- scale as in square, then pad each side up to a multiple of 64.
         crop   -- scale as in square (without the ``max_dim`` cap), then take a random
                   ``min_dim x min_dim`` crop (``rng``: a ``numpy.random.Generator``).
+        shortest_edge -- torchvision's and detectron2's rule: scale (up or down) so the
+                  short side is ``min_dim`` unless the long side would pass ``max_dim``,
+                  sides floor(side * scale), then pad the bottom and the right up to a
+                  multiple of 32 (torchvision's ``size_divisible``). ``mold_inputs`` makes
+                  that padding 0 after normalization, as torchvision batches images.
     min_scale: scale up at least this much even when ``min_dim`` does not require it.
 
     Returns:
@@ -104,6 +153,8 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
 
     if mode == "none":
         return image, window, scale, padding, crop
+    if mode == "shortest_edge":
+        return _resize_shortest_edge(image, min_dim, max_dim)
     if mode not in ("square", "pad64", "crop"):
         raise ValueError("Unknown resize mode {!r}".format(mode))
 
@@ -150,6 +201,20 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
         image = image[y:y + min_dim, x:x + min_dim]
         window = (0, 0, min_dim, min_dim)
     return image.astype(image_dtype), window, scale, padding, crop
+
+
+def _resize_shortest_edge(image, min_dim, max_dim):
+    """resize_image's "shortest_edge" mode (see there); same returns."""
+    h, w = image.shape[:2]
+    scale = min(min_dim / min(h, w), max_dim / max(h, w))
+    # floor, as torch's interpolate sizes its output; the 1e-6 keeps 427 * (800 / 427) at 800.
+    new_h, new_w = (int(np.floor(side * scale + 1e-6)) for side in (h, w))
+    resized = image
+    if (new_h, new_w) != (h, w):
+        resized = resize(image, (new_h, new_w), preserve_range=True).astype(image.dtype)
+    padding = [(0, -new_h % 32), (0, -new_w % 32), (0, 0)][:image.ndim]
+    resized = np.pad(resized, padding, mode="constant", constant_values=0)
+    return resized, (0, 0, new_h, new_w), scale, padding, None
 
 
 def _pad_to_64(side):
@@ -246,42 +311,59 @@ def unmold_mask(mask, bbox, image_shape, threshold=0.5):
 #  Anchors
 ############################################################
 
-def generate_anchors(scales, ratios, shape, feature_stride, anchor_stride):
+def generate_anchors(scales, ratios, shape, feature_stride, anchor_stride, rounded=False):
     """Anchors of one pyramid level.
 
     scales: anchor sides in pixels (e.g. [32, 64, 128]); ratios: width/height ratios
     (e.g. [0.5, 1, 2]); shape: [height, width] of the feature map; feature_stride: its stride in
-    pixels; anchor_stride: place anchors at every ``anchor_stride``-th feature cell.
+    pixels, one number or (stride_y, stride_x); anchor_stride: place anchors at every
+    ``anchor_stride``-th feature cell; rounded: round the half sides to whole pixels, as
+    torchvision's ``AnchorGenerator`` does (Config.RPN_ANCHOR_STYLE "torchvision").
 
     Returns [N, (y1, x1, y2, x2)] float pixel boxes, ordered by position (row-major) and then by
     (ratio, scale) within a position, as Matterport orders them.
     """
+    stride_y, stride_x = np.broadcast_to(np.asarray(feature_stride), (2,))
     scales, ratios = np.meshgrid(np.array(scales), np.array(ratios))
     scales = scales.flatten()
     ratios = ratios.flatten()
     heights = scales / np.sqrt(ratios)
     widths = scales * np.sqrt(ratios)
 
-    shifts_y = np.arange(0, shape[0], anchor_stride) * feature_stride
-    shifts_x = np.arange(0, shape[1], anchor_stride) * feature_stride
+    shifts_y = np.arange(0, shape[0], anchor_stride) * stride_y
+    shifts_x = np.arange(0, shape[1], anchor_stride) * stride_x
     shifts_x, shifts_y = np.meshgrid(shifts_x, shifts_y)
 
     box_widths, box_centers_x = np.meshgrid(widths, shifts_x)
     box_heights, box_centers_y = np.meshgrid(heights, shifts_y)
     box_centers = np.stack([box_centers_y, box_centers_x], axis=2).reshape([-1, 2])
-    box_sizes = np.stack([box_heights, box_widths], axis=2).reshape([-1, 2])
-    return np.concatenate([box_centers - 0.5 * box_sizes, box_centers + 0.5 * box_sizes], axis=1)
+    half_sizes = 0.5 * np.stack([box_heights, box_widths], axis=2).reshape([-1, 2])
+    if rounded:
+        half_sizes = np.round(half_sizes)
+    return np.concatenate([box_centers - half_sizes, box_centers + half_sizes], axis=1)
 
 
-def generate_pyramid_anchors(scales, ratios, feature_shapes, feature_strides, anchor_stride):
+def generate_pyramid_anchors(scales, ratios, feature_shapes, feature_strides, anchor_stride,
+                             rounded=False):
     """Anchors of every pyramid level, concatenated level by level (P2 first).
 
-    scales[i] is the anchor side at level i. Returns [N, (y1, x1, y2, x2)] float pixel boxes.
+    scales[i] is the anchor side at level i; feature_strides[i] one number or (y, x);
+    rounded: see :func:`generate_anchors`. Returns [N, (y1, x1, y2, x2)] float pixel boxes.
     """
     anchors = [generate_anchors(scales[i], ratios, feature_shapes[i], feature_strides[i],
-                                anchor_stride)
+                                anchor_stride, rounded)
                for i in range(len(scales))]
     return np.concatenate(anchors, axis=0)
+
+
+def anchor_strides(config, image_shape, feature_shapes):
+    """The anchor stride of each level: BACKBONE_STRIDES, or with RPN_ANCHOR_STYLE
+    "torchvision" its (image side // map side) per axis, as torchvision computes it (P6 of an
+    800-pixel side has 13 rows, so its rows are 61 pixels apart, not 64)."""
+    if config.RPN_ANCHOR_STYLE != "torchvision":
+        return tuple(int(s) for s in config.BACKBONE_STRIDES)
+    return tuple((int(image_shape[0]) // int(h), int(image_shape[1]) // int(w))
+                 for h, w in feature_shapes)
 
 
 def compute_backbone_shapes(config, image_shape):
@@ -294,10 +376,10 @@ def compute_backbone_shapes(config, image_shape):
 
 
 @functools.lru_cache(maxsize=16)
-def _pyramid_anchors(scales, ratios, feature_shapes, feature_strides, anchor_stride):
+def _pyramid_anchors(scales, ratios, feature_shapes, feature_strides, anchor_stride, rounded):
     """generate_pyramid_anchors on hashable arguments, for a bounded cache."""
     anchors = generate_pyramid_anchors(scales, ratios, feature_shapes, feature_strides,
-                                       anchor_stride)
+                                       anchor_stride, rounded)
     anchors.setflags(write=False)   # shared between callers
     return anchors
 
@@ -312,4 +394,6 @@ def get_anchors(config, image_shape):
                                                                               image_shape))
     return _pyramid_anchors(tuple(np.asarray(config.RPN_ANCHOR_SCALES).tolist()),
                             tuple(np.asarray(config.RPN_ANCHOR_RATIOS).tolist()), shapes,
-                            tuple(config.BACKBONE_STRIDES), int(config.RPN_ANCHOR_STRIDE))
+                            anchor_strides(config, image_shape, shapes),
+                            int(config.RPN_ANCHOR_STRIDE),
+                            config.RPN_ANCHOR_STYLE == "torchvision")

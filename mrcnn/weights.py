@@ -214,14 +214,28 @@ def imagenet_layer_map(architecture):
     return mapping
 
 
+def imagenet_weights_file(architecture):
+    """The name of keras.applications' ImageNet file of a ResNet without its top, e.g.
+    ``resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5``."""
+    return "{}_weights_tf_dim_ordering_tf_kernels_notop.h5".format(architecture)
+
+
 def imagenet_source_model(architecture, weights="imagenet"):
     """The keras.applications ResNet (no top) whose weights initialize the backbone.
 
-    weights="imagenet" makes Keras download them (where the network allows); None gives the
+    weights="imagenet" reads Keras' file (:func:`imagenet_weights_file`) from ``weights/`` or
+    ``$MRCNN_WEIGHTS_DIR`` when it is there (``utils.find_weights``), else lets Keras take it from
+    its cache (``~/.keras/models``) or download it (where the network allows); None gives the
     randomly initialized model (used by the tests to check the mapping).
     """
+    from mrcnn import utils
+
     build = {"resnet50": keras.applications.ResNet50,
              "resnet101": keras.applications.ResNet101}[architecture]
+    if weights == "imagenet":
+        local = utils.find_weights(imagenet_weights_file(architecture))
+        if os.path.isfile(local):
+            weights = local
     return build(weights=weights, include_top=False, input_shape=(None, None, 3))
 
 

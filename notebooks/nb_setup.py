@@ -76,8 +76,12 @@ from samples.shapes.shapes import ScratchShapesConfig, TinyShapesConfig  # noqa:
 
 FAST = os.environ.get("MRCNN_NOTEBOOK_FAST", "").strip().lower() in ("1", "true", "yes")
 LOG_DIR = os.environ.get("MRCNN_NOTEBOOK_LOGS") or os.path.join(NOTEBOOK_DIR, "logs")
-# Where Matterport's COCO weights would be (they are not downloaded by the notebooks).
-COCO_MODEL_PATH = os.path.join(ROOT_DIR, "mask_rcnn_coco.h5")
+# Where Matterport's COCO weights are (they are not downloaded by the notebooks): the first
+# copy in $MRCNN_WEIGHTS_DIR, weights/ or the repository root (their older home), else where
+# utils.download_trained_weights() puts them, weights/mask_rcnn_coco.h5 (see weights/README.md).
+from mrcnn import utils as _utils  # noqa: E402
+
+COCO_MODEL_PATH = _utils.find_weights("mask_rcnn_coco.h5", fallbacks=[ROOT_DIR])
 
 # How much data and training each mode uses.
 if FAST:

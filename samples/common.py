@@ -19,12 +19,15 @@ from mrcnn.config import load_config_class  # noqa: E402
 from mrcnn.recipes import (COCO_HEAD_LAYERS, COCO_NUM_CLASSES, check_classes,  # noqa: E402,F401
                            run_evaluation, schedule, train_stages)
 
-# Matterport's COCO-trained weights: looked for here and in --logs, downloaded here.
-COCO_WEIGHTS_PATH = os.path.join(ROOT_DIR, "mask_rcnn_coco.h5")
+# Matterport's COCO-trained weights: looked for by utils.find_weights in $MRCNN_WEIGHTS_DIR and
+# weights/, then (where the samples kept them before) at the repository root and in --logs;
+# downloaded into weights/ (see weights/README.md).
+COCO_WEIGHTS_FILE = "mask_rcnn_coco.h5"
 DEFAULT_LOGS_DIR = os.path.join(ROOT_DIR, "logs")
 
-WEIGHTS_HELP = ("'coco' (Matterport's COCO weights, mask_rcnn_coco.h5 from the repository root or "
-                "--logs, downloaded when absent), 'last' (newest checkpoint under --logs), "
+WEIGHTS_HELP = ("'coco' (Matterport's COCO weights, mask_rcnn_coco.h5 from weights/ "
+                "($MRCNN_WEIGHTS_DIR first), the repository root or --logs, downloaded into "
+                "weights/ when absent), 'last' (newest checkpoint under --logs), "
                 "'imagenet' (ResNet backbone only), 'none' (random initialization: every "
                 "layer trains from the first step with the from-scratch recipe) or the path of "
                 "an .h5 file")
@@ -80,22 +83,22 @@ def make_config(config_spec, default, **attributes):
 
 
 def locate_coco_weights(logs_dir):
-    """Path of ``mask_rcnn_coco.h5``: the repository root's or ``logs_dir``'s copy.
+    """Path of ``mask_rcnn_coco.h5`` (``utils.find_weights``): the first copy found in
+    ``$MRCNN_WEIGHTS_DIR``, ``weights/``, the repository root or ``logs_dir``.
 
-    When neither exists, the file is downloaded to the repository root; offline that raises
-    ``utils.DownloadError`` with the URL and what to do.
+    When none exists, the file is downloaded into ``weights/`` (``utils.weights_dir()``);
+    offline that raises ``utils.DownloadError`` with the URL and what to do.
     """
-    for path in (COCO_WEIGHTS_PATH, os.path.join(logs_dir, "mask_rcnn_coco.h5")):
-        if os.path.isfile(path):
-            return path
-    utils.download_trained_weights(COCO_WEIGHTS_PATH)
-    return COCO_WEIGHTS_PATH
+    path = utils.find_weights(COCO_WEIGHTS_FILE, fallbacks=(ROOT_DIR, logs_dir))
+    if not os.path.isfile(path):
+        utils.download_trained_weights(path)
+    return path
 
 
 def build_model(mode, config, weights, logs_dir):
     """A ``MaskRCNN`` in ``mode`` with a --weights choice applied (``recipes.build_model``);
-    "coco" is ``mask_rcnn_coco.h5`` of the repository root or ``logs_dir``, downloaded when
-    absent (see :func:`locate_coco_weights`).
+    "coco" is ``mask_rcnn_coco.h5`` of ``weights/``, the repository root or ``logs_dir``,
+    downloaded into ``weights/`` when absent (see :func:`locate_coco_weights`).
 
     In inference mode the settings recorded by the checkpoint's run (its recipe: GroupNorm
     from scratch...) are applied here, once (``recipes.inference_config``), except those

@@ -336,8 +336,12 @@ def test_val_classes_must_match_train(tmp_path):
         data.load("val", train.class_names[1:])
 
 
-def test_bad_command_lines(coco_root, tmp_path, capsys):
+def test_bad_command_lines(coco_root, tmp_path, capsys, monkeypatch):
     path = str(coco_root / "data.yaml")
+    # The COCO weights are looked for (and downloaded) under tmp_path only.
+    monkeypatch.setenv("MRCNN_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setattr("mrcnn.utils.CHECKOUT_DIR", str(tmp_path / "checkout"))
+    monkeypatch.chdir(tmp_path)
     logs = ["--logs", str(tmp_path / "logs")]
     assert cli.main(["evaluate", path, "--weights", "torchvision"] + logs) == 2
     assert "torchvision is not available yet" in capsys.readouterr().err
@@ -355,6 +359,7 @@ def test_bad_command_lines(coco_root, tmp_path, capsys):
     assert cli.main(["train", path, "--weights", "coco", "--no-data-defaults"] + logs) == 2
     assert "could not download https://github.com/matterport/" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "logs" / "mask_rcnn_coco.h5")
+    assert os.listdir(tmp_path / "weights") == []         # the download went there, and failed
     with pytest.raises(SystemExit) as exit_info:      # argparse's usage error
         cli.main(["train", path, "--weights", "none", "--steps", "0"] + logs)
     assert exit_info.value.code == 2

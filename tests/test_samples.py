@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 import zipfile
@@ -599,22 +600,46 @@ def test_coco_train_and_evaluate(coco_data, tmp_path, monkeypatch):
 #  Shared command-line plumbing
 ############################################################
 
+def _weights_only_under(tmp_path, monkeypatch):
+    """Point the weights lookup at tmp_path: $MRCNN_WEIGHTS_DIR, the checkout's weights/ and the
+    samples' repository root there (a real mask_rcnn_coco.h5 of this checkout is not seen).
+    Returns the weights folder."""
+    weights_dir = tmp_path / "weights"
+    monkeypatch.setenv(utils.WEIGHTS_DIR_ENV, str(weights_dir))
+    monkeypatch.setattr(utils, "CHECKOUT_DIR", str(tmp_path / "checkout"))
+    monkeypatch.setattr(common, "ROOT_DIR", str(tmp_path / "root"))
+    return weights_dir
+
+
 @pytest.mark.parametrize("sample,command", [
     (balloon, ["splash", "--image", "photo.png"]),
     (nucleus, ["detect", "--dataset", "missing"]),
     (coco, ["evaluate", "--dataset", "missing"]),
 ])
 def test_weights_coco_offline_is_a_clear_error(sample, command, tmp_path, monkeypatch):
-    target = tmp_path / "mask_rcnn_coco.h5"
-    monkeypatch.setattr(common, "COCO_WEIGHTS_PATH", str(target))
+    weights_dir = _weights_only_under(tmp_path, monkeypatch)
+    target = weights_dir / "mask_rcnn_coco.h5"      # the download goes to weights/
     with pytest.raises(utils.DownloadError, match="could not download https://github.com/"
-                                                  "matterport/.*mask_rcnn_coco.h5"):
+                                                  "matterport/.*mask_rcnn_coco.h5 to " +
+                                                  re.escape(str(target))):
         sample.main(command + ["--weights", "coco", "--logs", str(tmp_path / "logs")])
-    assert os.listdir(tmp_path) == []      # no partial download
+    assert os.listdir(tmp_path) == ["weights"]
+    assert os.listdir(weights_dir) == []      # no partial download
+
+
+def test_weights_coco_is_looked_for_in_weights_then_the_root_then_logs(tmp_path, monkeypatch):
+    weights_dir = _weights_only_under(tmp_path, monkeypatch)
+    places = [tmp_path / "logs", tmp_path / "root", tmp_path / "checkout" / "weights",
+              weights_dir]
+    for folder in places:               # each copy found is preferred to those before it
+        folder.mkdir(parents=True)
+        (folder / "mask_rcnn_coco.h5").write_bytes(b"w")
+        assert common.locate_coco_weights(str(tmp_path / "logs")) == str(
+            folder / "mask_rcnn_coco.h5")
 
 
 def test_weights_coco_from_logs_skips_class_specific_heads(tmp_path, monkeypatch):
-    monkeypatch.setattr(common, "COCO_WEIGHTS_PATH", str(tmp_path / "absent.h5"))
+    _weights_only_under(tmp_path, monkeypatch)
     logs = tmp_path / "logs"
     os.makedirs(logs)
     coco_config = common.make_config("sample_configs:TinyCocoConfig", None, NUM_CLASSES=81)

@@ -1,5 +1,8 @@
-"""Weight files: Matterport's Keras-2 .h5 layout by name, exclude, errors; downloads."""
+"""Weight files: Matterport's Keras-2 .h5 layout by name, exclude, errors; downloads; weights/."""
 
+import os
+import shutil
+import subprocess
 import urllib.error
 
 import h5py
@@ -246,3 +249,112 @@ def test_imagenet_weights_adapt_conv1_for_four_channels():
     kernel = np.asarray(source.get_layer("conv1_conv").weights[0].numpy())
     np.testing.assert_allclose(model.keras_model.get_layer("conv1").get_weights()[0],
                                weights.adapt_conv1_kernel(kernel, 4), rtol=1e-6)
+
+
+############################################################
+#  weights/: where pretrained files are looked for and downloaded to
+############################################################
+
+@pytest.fixture
+def weights_places(tmp_path, monkeypatch):
+    """(the $MRCNN_WEIGHTS_DIR to set, the checkout, an older home), all under tmp_path; the
+    variable unset and mrcnn's checkout moved to tmp_path/checkout."""
+    monkeypatch.delenv(utils.WEIGHTS_DIR_ENV, raising=False)
+    checkout = tmp_path / "checkout"
+    monkeypatch.setattr(utils, "CHECKOUT_DIR", str(checkout))
+    return tmp_path / "env", checkout, tmp_path / "old"
+
+
+def _put(folder, name="mask_rcnn_coco.h5"):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(b"weights-bytes")
+    return str(folder / name)
+
+
+def test_checkout_is_the_folder_above_the_package():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(utils.__file__)))
+    assert utils.CHECKOUT_DIR == root          # the tests run from a checkout
+    assert os.path.isfile(os.path.join(root, "weights", "README.md"))
+
+
+def test_find_weights_looks_in_env_then_weights_then_older_homes(weights_places, tmp_path,
+                                                                  monkeypatch):
+    env, checkout, old = weights_places
+    name = "mask_rcnn_coco.h5"
+    # No copy anywhere: the default place, weights/ of the checkout.
+    assert utils.weights_dir() == str(checkout / "weights")
+    assert utils.find_weights(name, fallbacks=[old]) == str(checkout / "weights" / name)
+    # A copy in an older home is used while weights/ has none; fallbacks go in order.
+    other = tmp_path / "other"
+    in_other = _put(other)
+    assert utils.find_weights(name, fallbacks=[old, other]) == in_other
+    in_old = _put(old)
+    assert utils.find_weights(name, fallbacks=[old, other]) == in_old
+    assert utils.find_weights(name, fallbacks=(str(other), old)) == in_other
+    # weights/ of the checkout comes before them.
+    in_checkout = _put(checkout / "weights")
+    assert utils.find_weights(name, fallbacks=[old]) == in_checkout
+    # $MRCNN_WEIGHTS_DIR comes first, and becomes the default place.
+    monkeypatch.setenv(utils.WEIGHTS_DIR_ENV, str(env))
+    assert utils.weights_dir() == str(env)
+    assert utils.find_weights(name, fallbacks=[old]) == in_checkout   # no copy there yet
+    in_env = _put(env)
+    assert utils.find_weights(name, fallbacks=[old]) == in_env
+    assert utils.find_weights("absent.h5", fallbacks=[old]) == str(env / "absent.h5")
+    # A folder is not a weights file.
+    (checkout / "weights" / "dir.h5").mkdir()
+    assert utils.find_weights("dir.h5") == str(env / "dir.h5")
+
+
+def test_installed_package_uses_weights_of_the_current_folder(weights_places, tmp_path,
+                                                             monkeypatch):
+    monkeypatch.setattr(utils, "CHECKOUT_DIR", None)
+    monkeypatch.chdir(tmp_path)
+    assert utils.weights_dir() == str(tmp_path / "weights")
+    in_cwd = _put(tmp_path / "weights")
+    assert utils.find_weights("mask_rcnn_coco.h5") == in_cwd
+
+
+def test_download_trained_weights_goes_to_the_weights_dir(weights_places, tmp_path,
+                                                          monkeypatch):
+    env, checkout, _ = weights_places
+    source = tmp_path / "served.h5"
+    source.write_bytes(b"weights-bytes")
+    path = utils.download_trained_weights(verbose=0, url=source.as_uri())
+    assert path == str(checkout / "weights" / "mask_rcnn_coco.h5")
+    assert os.listdir(checkout / "weights") == ["mask_rcnn_coco.h5"]
+    monkeypatch.setenv(utils.WEIGHTS_DIR_ENV, str(env))
+    path = utils.download_trained_weights(verbose=0, url=source.as_uri())
+    assert path == str(env / "mask_rcnn_coco.h5")
+    assert open(path, "rb").read() == b"weights-bytes"
+    # Matterport's call, with a path, writes there.
+    mine = tmp_path / "mine" / "coco.h5"
+    assert utils.download_trained_weights(str(mine), verbose=0,
+                                          url=source.as_uri()) == str(mine)
+    assert mine.read_bytes() == b"weights-bytes"
+
+
+def test_imagenet_file_is_read_from_the_weights_dir(weights_places, monkeypatch):
+    _, checkout, _ = weights_places
+    asked = []
+    monkeypatch.setattr(keras.applications, "ResNet101",
+                        lambda weights, **kwargs: asked.append(weights))
+    weights.imagenet_source_model("resnet101")
+    assert asked[-1] == "imagenet"              # not in weights/: Keras' cache or download
+    name = weights.imagenet_weights_file("resnet101")
+    assert name == "resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    local = _put(checkout / "weights", name)
+    weights.imagenet_source_model("resnet101")
+    assert asked[-1] == local
+    weights.imagenet_source_model("resnet101", weights=None)
+    assert asked[-1] is None
+
+
+def test_weight_files_in_weights_are_ignored_by_git():
+    root = utils.CHECKOUT_DIR
+    if not os.path.exists(os.path.join(root, ".git")) or shutil.which("git") is None:
+        pytest.skip("not a git checkout")
+    check = subprocess.run(["git", "-C", root, "check-ignore", "weights/mask_rcnn_coco.h5",
+                            "weights/model.pth", "weights/README.md"],
+                           capture_output=True, text=True)
+    assert check.stdout.split() == ["weights/mask_rcnn_coco.h5", "weights/model.pth"]

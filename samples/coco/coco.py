@@ -2,7 +2,7 @@
 
 Usage, from the repository root::
 
-    # Train from Matterport's COCO weights (mask_rcnn_coco.h5, downloaded when absent)
+    # Train from Matterport's COCO weights (weights/mask_rcnn_coco.h5, downloaded when absent)
     python samples/coco/coco.py train --dataset /data/coco --year 2017 --weights coco
     # Continue the newest run under logs/
     python samples/coco/coco.py train --dataset /data/coco --year 2017 --weights last
