@@ -15,9 +15,10 @@ the pasting of masks into an image of the caller's size need shapes known only a
                      soft mask for its own class, not yet pasted.
 
 ``mrcnn.export_runner`` (NumPy only, no TensorFlow or mrcnn) does the resize, runs either file
-and returns what ``detect()`` returns. Every op of the core is a TFLite builtin
-(``mrcnn.portable_ops`` replaces the two that are not), so no SELECT_TF_OPS are needed. A JSON
-file ``<path>.json`` next to the model records the preprocessing constants the runner needs.
+and returns what ``detect()`` returns. Every op of the core is a TFLite builtin (its graph is
+built with ``mrcnn.portable_ops``' stand-ins for the two that are not), so no SELECT_TF_OPS are
+needed. A JSON file ``<path>.json`` next to the model records the preprocessing constants the
+runner needs.
 """
 
 import json
@@ -46,7 +47,9 @@ class CoreGraph(tf.Module):
         if config.IMAGE_RESIZE_MODE != "square":
             raise ValueError("export supports IMAGE_RESIZE_MODE='square' (a fixed input "
                              "size), got {!r}".format(config.IMAGE_RESIZE_MODE))
-        self.keras_model = mrcnn_model.keras_model
+        # The model's graph rebuilt with the builtin-op stand-ins (its weights shared): the
+        # model itself, which detect() runs, keeps TensorFlow's kernels.
+        self.keras_model = portable_ops.with_ops(mrcnn_model.keras_model, "portable")
         self.size = int(config.IMAGE_MAX_DIM)
         self.channels = int(config.IMAGE_CHANNEL_COUNT)
         self.num_classes = int(config.NUM_CLASSES)
@@ -114,10 +117,8 @@ def save_core_saved_model(mrcnn_model, path):
     """The fixed-size core as a SavedModel at ``path`` (the TFLite converter's input);
     returns the CoreGraph."""
     core = CoreGraph(mrcnn_model)
-    # Trace and save with the builtin-op stand-ins in place: the graph keeps them.
-    with portable_ops.builtin_ops_only():
-        tf.saved_model.save(core, path, signatures={
-            "serving_default": core.serve.get_concrete_function()})
+    tf.saved_model.save(core, path, signatures={
+        "serving_default": core.serve.get_concrete_function()})
     return core
 
 
@@ -154,10 +155,9 @@ def export_onnx(mrcnn_model, path, opset=ONNX_OPSET):
     require("tf2onnx", "ONNX export")
     import tf2onnx.convert
     core = CoreGraph(mrcnn_model)
-    with portable_ops.builtin_ops_only():
-        tf2onnx.convert.from_function(
-            core.serve, input_signature=core.serve.input_signature, opset=opset,
-            output_path=path)
+    tf2onnx.convert.from_function(
+        core.serve, input_signature=core.serve.input_signature, opset=opset,
+        output_path=path)
     write_metadata(path, dict(core.metadata, format="onnx", opset=opset))
     return path
 

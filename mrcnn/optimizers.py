@@ -12,7 +12,9 @@ are Keras' too, as everything but ``update_step`` and the per-tensor clip is inh
 Measured on the demo's step in docs/BENCHMARKS.md ("Training step").
 
 They need the TensorFlow backend (mrcnn's only one); sparse gradients (``tf.IndexedSlices``)
-and AMSGrad take Keras' path.
+and AMSGrad take Keras' path. The private Keras members they use (``_clip_by_norm``,
+``_get_variable_index``, Adam's ``_momentums`` and ``_velocities``) are listed, with the
+reasons, in ``mrcnn.keras_private``; tests/test_optimizers.py fails when Keras changes one.
 """
 import keras
 import tensorflow as tf
@@ -32,6 +34,7 @@ class _TwoPassClip:
     """
 
     def _clip_by_norm(self, values, axes=None):
+        # Private Keras member (called by Keras' _clip_gradients): mrcnn.keras_private.
         if axes is not None or not _dense(values):
             return super()._clip_by_norm(values, axes)
         norm = tf.sqrt(2.0 * tf.nn.l2_loss(values))
@@ -51,6 +54,7 @@ class FusedSGD(_TwoPassClip, keras.optimizers.SGD):
         if self.momentum == 0 or not _dense(gradient):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
+        # Private / undocumented Keras members: mrcnn.keras_private.
         m = self.momentums[self._get_variable_index(variable)]
         tf.raw_ops.ResourceApplyKerasMomentum(
             var=variable.handle, accum=m.handle, lr=tf.cast(learning_rate, dtype),
@@ -67,6 +71,8 @@ class _FusedAdamStep:
         if self.amsgrad or not _dense(gradient):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
+        # Private Keras members (_get_variable_index, _momentums, _velocities):
+        # mrcnn.keras_private.
         index = self._get_variable_index(variable)
         step = tf.cast(self.iterations + 1, dtype)
         beta_1 = tf.cast(self.beta_1, dtype)

@@ -1,17 +1,26 @@
-"""TFLite-builtin stand-ins for the two graph ops that TFLite lacks, for exported graphs.
+"""The graph ops a layer can be built with: TensorFlow's, or TFLite-builtin stand-ins for export.
 
 The inference graph uses ``tf.image.crop_and_resize`` (RoIAlign) and
 ``tf.image.combined_non_max_suppression`` (per-class NMS in ``DetectionLayer``). TFLite has no
 builtin kernel for either, so a converted model would need the Flex delegate (SELECT_TF_OPS),
 which neither the standalone LiteRT interpreter nor ``tf.lite.Interpreter`` of the pip wheels
 links. The functions here compute the same values from builtin ops (gather, floor, NMS V5,
-top-k) and so also convert cleanly to ONNX. :func:`builtin_ops_only` swaps them in while an
-export function is traced; the training and ``detect()`` graphs keep TensorFlow's kernels.
+top-k) and so also convert cleanly to ONNX.
+
+The choice is made when a graph is built, not by replacing ``tf.image``'s functions: the layers
+that call these ops (``PyramidROIAlign``, ``DetectionLayer``) take ``ops="tf"`` (the default:
+TensorFlow's kernels, for training, ``detect()`` and the SavedModel) or ``ops="portable"``, keep
+it in their config, and call ``namespace(ops).crop_and_resize`` and so on, as ``box_coder``
+takes its array namespace. :func:`with_ops` rebuilds a model's graph with another choice, sharing
+every weight: ``mrcnn.export_formats`` traces the TFLite and ONNX core on
+``with_ops(model, "portable")``. The RPN's ``tf.image.non_max_suppression_padded`` is not
+among them: it lowers to NMS V4/V5, a builtin in both formats.
 """
 
-import contextlib
 import math
+import types
 
+import keras
 import tensorflow as tf
 
 
@@ -95,12 +104,6 @@ def combined_non_max_suppression(boxes, scores, max_output_size_per_class, max_t
     Returns (boxes [batch, max_total_size, 4], scores, classes (float), valid [batch] int32),
     best first and zero-padded, like the original.
     """
-    if boxes.shape[0] is None and _ORIGINALS:
-        # Keras' own signature (batch of any size), traced when a SavedModel holding the
-        # model is written: no export reads it, so TensorFlow's op is fine there.
-        return _ORIGINALS["combined_non_max_suppression"](
-            boxes, scores, max_output_size_per_class, max_total_size, iou_threshold,
-            score_threshold, pad_per_class, clip_boxes, name)
     if pad_per_class:
         raise ValueError("pad_per_class=True is not supported")
     if boxes.shape[2] not in (1, scores.shape[2]) or boxes.shape[0] is None or \
@@ -160,28 +163,65 @@ def combined_non_max_suppression(boxes, scores, max_output_size_per_class, max_t
             tf.stack(out_valid))
 
 
-@contextlib.contextmanager
-def builtin_ops_only():
-    """While active, ``tf.image.crop_and_resize`` and ``tf.image.combined_non_max_suppression``
-    are the builtin-op versions above: trace (and save) an export function inside it.
+def _combined_nms_any_batch(boxes, scores, max_output_size_per_class, max_total_size,
+                            iou_threshold=0.5, score_threshold=float("-inf"),
+                            pad_per_class=False, clip_boxes=True, name=None):
+    """The portable namespace's per-class NMS: :func:`combined_non_max_suppression`, or
+    TensorFlow's op where the batch size is not static.
 
-    The mrcnn layers look these functions up on ``tf.image`` at call time, so replacing the
-    attributes reaches them without a second implementation of the layers.
+    An exported core calls the model with a fixed batch. A batch of any size is traced only
+    by Keras' own signature of a model that a written SavedModel holds (the TFLite path saves
+    the core before converting it); no export reads that function, so TensorFlow's op is fine
+    there, and the builtin version could not be built for it.
     """
-    if _ORIGINALS:
-        raise RuntimeError("builtin_ops_only() is already active")
-    for name, replacement in _REPLACEMENTS.items():
-        _ORIGINALS[name] = getattr(tf.image, name)
-        setattr(tf.image, name, replacement)
-    try:
-        yield
-    finally:
-        for name, original in _ORIGINALS.items():
-            setattr(tf.image, name, original)
-        _ORIGINALS.clear()
+    nms = combined_non_max_suppression if boxes.shape[0] is not None else \
+        tf.image.combined_non_max_suppression
+    return nms(boxes, scores, max_output_size_per_class, max_total_size, iou_threshold,
+               score_threshold, pad_per_class, clip_boxes, name)
 
 
-_REPLACEMENTS = {"crop_and_resize": crop_and_resize,
-                 "combined_non_max_suppression": combined_non_max_suppression}
-# TensorFlow's functions while builtin_ops_only() is active.
-_ORIGINALS = {}
+# The namespaces a layer's ``ops`` names: the same functions, with tf.image's signatures.
+TF = types.SimpleNamespace(crop_and_resize=tf.image.crop_and_resize,
+                           combined_non_max_suppression=tf.image.combined_non_max_suppression)
+PORTABLE = types.SimpleNamespace(crop_and_resize=crop_and_resize,
+                                 combined_non_max_suppression=_combined_nms_any_batch)
+NAMESPACES = {"tf": TF, "portable": PORTABLE}
+
+
+def check_ops(ops):
+    """``ops`` if it names a namespace of :data:`NAMESPACES`, else ValueError."""
+    if not isinstance(ops, str) or ops not in NAMESPACES:
+        raise ValueError("ops must be one of {}, got {!r}".format(sorted(NAMESPACES), ops))
+    return ops
+
+
+def namespace(ops):
+    """The namespace named ``ops`` ("tf" or "portable")."""
+    return NAMESPACES[check_ops(ops)]
+
+
+def with_ops(keras_model, ops):
+    """A functional ``keras_model`` whose layers with an ``ops`` choice use ``ops``.
+
+    The graph is rebuilt with ``keras.models.clone_model``, nested functional models too: a
+    layer with an ``ops`` attribute is re-created from its config with the new choice (and
+    its weights, if any, copied), every other layer is the original object, so the new model
+    shares all of ``keras_model``'s weights and computes the same graph around the chosen
+    ops. ``keras_model`` itself is left as it was.
+    """
+    check_ops(ops)
+    replaced = []
+
+    def clone(layer):
+        choice = getattr(layer, "ops", None)
+        if not isinstance(choice, str) or choice not in NAMESPACES or choice == ops:
+            return layer
+        copy = type(layer).from_config(dict(layer.get_config(), ops=ops))
+        replaced.append((layer, copy))
+        return copy
+
+    model = keras.models.clone_model(keras_model, clone_function=clone, recursive=True)
+    for layer, copy in replaced:
+        if layer.weights:
+            copy.set_weights(layer.get_weights())
+    return model

@@ -45,14 +45,16 @@ class TrainingModel(keras.Model):
             setattr(self, name + "_tracker", keras.metrics.Mean(name=name))
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras' hook run by fit() and evaluate() before their first step. Under a strategy,
-        # Keras' version averages a whole input batch over the replicas to build the model
-        # from it symbolically, which fails on the bool GT masks and, with several workers, on
-        # any dict of inputs; without one it does nothing, and the optimizer's variables are
-        # then created inside the first trace of the train step, which makes tf.function trace
-        # the whole step twice (about 16 s of the demo's first step). This graph is built when
-        # it is created and compile() gives no loss or metric to build: what is left is the
-        # optimizer, built here, in the strategy's scope, before the step is traced.
+        # Private Keras member: mrcnn.keras_private (tests/test_training.py checks that Keras
+        # still has and calls it). Keras' hook run by fit() and evaluate() before their first
+        # step. Under a strategy, Keras' version averages a whole input batch over the
+        # replicas to build the model from it symbolically, which fails on the bool GT masks
+        # and, with several workers, on any dict of inputs; without one it does nothing, and
+        # the optimizer's variables are then created inside the first trace of the train
+        # step, which makes tf.function trace the whole step twice (about 16 s of the demo's
+        # first step). This graph is built when it is created and compile() gives no loss or
+        # metric to build: what is left is the optimizer, built here, in the strategy's scope,
+        # before the step is traced.
         if self.optimizer is not None and not self.optimizer.built:
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.trainable_variables)

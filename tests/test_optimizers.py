@@ -111,3 +111,59 @@ def test_build_optimizer_uses_the_fused_classes():
         config = type("C", (Config,), {"OPTIMIZER": name, "NUM_CLASSES": 2})()
         optimizer, _ = training.build_optimizer(config, 0.01, 0.9)
         assert type(optimizer) is cls, name
+
+
+def _private(name):
+    from mrcnn import keras_private
+    return [m for m in keras_private.MEMBERS if m.name == name][0]
+
+
+def test_keras_still_clips_through_the_two_pass_override():
+    """_TwoPassClip overrides Keras' private _clip_by_norm (mrcnn.keras_private): Keras'
+    apply_gradients must still call it for clipnorm, once per gradient."""
+    import keras
+
+    from mrcnn import keras_private, optimizers
+    member = _private("_clip_by_norm")
+    calls = []
+
+    class Recorder(optimizers.FusedSGD):
+        def _clip_by_norm(self, values, axes=None):
+            calls.append(values.shape)
+            return super()._clip_by_norm(values, axes)
+
+    variables = [keras.Variable(np.ones((3, 2), np.float32)), keras.Variable(np.ones(2))]
+    Recorder(0.1, momentum=0.9, clipnorm=1.0).apply_gradients(
+        [(np.full((3, 2), 5.0, np.float32), variables[0]), (np.full(2, 5.0), variables[1])])
+    assert len(calls) == 2, keras_private.failure_message(
+        member, "apply_gradients(clipnorm=...) called it {} times, not once per gradient".format(
+            len(calls)))
+    # Clipped to norm 1, then one momentum step of 0.1: every weight moved by 0.1 / sqrt(6).
+    np.testing.assert_allclose(variables[0].numpy(), 1.0 - 0.1 / np.sqrt(6), rtol=1e-6)
+
+
+@pytest.mark.parametrize("fused_name, slots", [("FusedSGD", ["momentums"]),
+                                               ("FusedAdam", ["_momentums", "_velocities"]),
+                                               ("FusedAdamW", ["_momentums", "_velocities"])])
+def test_slot_variables_are_where_the_fused_kernels_update_them(fused_name, slots):
+    """The fused steps find each variable's slots by Keras' private _get_variable_index in
+    Keras' private slot lists (mrcnn.keras_private): one slot per variable, of its shape,
+    among the optimizer's variables."""
+    import keras
+
+    from mrcnn import keras_private, optimizers
+    optimizer = getattr(optimizers, fused_name)(0.1, **(
+        {"momentum": 0.9} if fused_name == "FusedSGD" else {}))
+    variables = [keras.Variable(np.zeros(s, np.float32)) for s in [(2, 3), (4,), (1, 5)]]
+    optimizer.build(variables)
+    owned = {id(v) for v in optimizer.variables}
+    for name in slots:
+        member = _private(name)
+        lists = getattr(optimizer, name, None)
+        assert lists is not None and len(lists) == len(variables), \
+            keras_private.failure_message(member, "a built {} has {} = {!r}".format(
+                fused_name, name, lists))
+        for variable in variables:
+            slot = lists[optimizer._get_variable_index(variable)]
+            assert tuple(slot.shape) == tuple(variable.shape) and id(slot) in owned, \
+                keras_private.failure_message(member, "its slots no longer match the variables")
