@@ -93,12 +93,15 @@ def stem(input_image, train_bn=True, norm="batch", style="matterport", filters=6
 
 
 def resnet_graph(input_image, architecture, train_bn=True, norm="batch", zero_init=False,
-                 style="matterport"):
+                 style="matterport", blocks=None, widths=(64, 128, 256, 512)):
     """ResNet feature maps [C1, C2, C3, C4, C5] at strides 2, 4, 8, 16, 32.
 
     architecture: "resnet50" or "resnet101"; norm: Config.NORM (see layers.normalization);
     zero_init: Config.ZERO_INIT_RESIDUAL (each block's last normalization starts at scale 0);
-    style: Config.RESNET_STYLE (see RESNET_STYLES).
+    style: Config.RESNET_STYLE (see RESNET_STYLES). blocks: bottlenecks per stage 2..5 (default
+    the architecture's: 3, 4, 6 or 23, 3); widths: each stage's inner width (the output is 4x;
+    the stem has widths[0] channels). Smaller ones build the narrow networks that tests compare
+    with torchvision's ``Bottleneck`` ResNets; layer names stay Matterport's.
     (Matterport's ``stage5=False`` is gone: the FPN always needs C5.)
     """
     if architecture not in STAGE4_IDENTITY_BLOCKS:
@@ -107,28 +110,21 @@ def resnet_graph(input_image, architecture, train_bn=True, norm="batch", zero_in
     if style not in RESNET_STYLES:
         raise ValueError("RESNET_STYLE must be one of {}, got {!r}".format(RESNET_STYLES,
                                                                          style))
+    blocks = blocks or (3, 4, STAGE4_IDENTITY_BLOCKS[architecture] + 1, 3)
     kw = {"train_bn": train_bn, "norm": norm, "zero_init": zero_init, "style": style,
           "use_bias": style != "torchvision"}
-    C1 = x = stem(input_image, train_bn, norm, style)
-    # Stage 2
-    x = conv_block(x, 3, [64, 64, 256], stage=2, block="a", strides=(1, 1), **kw)
-    x = identity_block(x, 3, [64, 64, 256], stage=2, block="b", **kw)
-    C2 = x = identity_block(x, 3, [64, 64, 256], stage=2, block="c", **kw)
-    # Stage 3
-    x = conv_block(x, 3, [128, 128, 512], stage=3, block="a", **kw)
-    for block in "bcd":
-        x = identity_block(x, 3, [128, 128, 512], stage=3, block=block, **kw)
-    C3 = x
-    # Stage 4
-    x = conv_block(x, 3, [256, 256, 1024], stage=4, block="a", **kw)
-    for i in range(STAGE4_IDENTITY_BLOCKS[architecture]):
-        x = identity_block(x, 3, [256, 256, 1024], stage=4, block=chr(98 + i), **kw)
-    C4 = x
-    # Stage 5
-    x = conv_block(x, 3, [512, 512, 2048], stage=5, block="a", **kw)
-    x = identity_block(x, 3, [512, 512, 2048], stage=5, block="b", **kw)
-    C5 = identity_block(x, 3, [512, 512, 2048], stage=5, block="c", **kw)
-    return [C1, C2, C3, C4, C5]
+    C1 = x = stem(input_image, train_bn, norm, style, filters=widths[0])
+    outputs = [C1]
+    for stage, (count, width) in enumerate(zip(blocks, widths), start=2):
+        filters = [width, width, 4 * width]
+        # Stage 2 follows the max pool: its first block does not subsample.
+        x = conv_block(x, 3, filters, stage=stage, block="a",
+                       strides=(1, 1) if stage == 2 else (2, 2), **kw)
+        for i in range(count - 1):
+            # Blocks b, c, ... (b..w in ResNet-101's stage 4).
+            x = identity_block(x, 3, filters, stage=stage, block=chr(98 + i), **kw)
+        outputs.append(x)
+    return outputs
 
 
 def fpn_graph(C2, C3, C4, C5, pyramid_size, norm="batch"):

@@ -60,6 +60,37 @@ def norm_boxes_graph(boxes, shape):
     return tf.math.divide(tf.cast(boxes, tf.float32) - shift, scale)
 
 
+def pixel_boxes(boxes, image_shape):
+    """Normalized boxes [..., 4] -> continuous pixel boxes of an image of ``image_shape``.
+
+    The inverse of ``norm_boxes`` (y2/x2 exclusive): y1 * (H - 1), y2 * (H - 1) + 1. A pixel
+    row r covers [r, r + 1), so a box from a mask (rows r1..r2 - 1) is (r1, r2).
+    """
+    h = tf.cast(image_shape[0], tf.float32)
+    w = tf.cast(image_shape[1], tf.float32)
+    return boxes * tf.stack([h - 1, w - 1, h - 1, w - 1]) + tf.constant([0., 0., 1., 1.])
+
+
+def decode_pixel_boxes(boxes, deltas, image_shape, window):
+    """Config.BOX_DECODING "torchvision": deltas applied to boxes in pixels, then clipped.
+
+    boxes: [B, ..., 4] normalized; deltas: [B, ..., (dy, dx, log(dh), log(dw))], already
+    multiplied by their standard deviations; image_shape: (height, width) of the molded image;
+    window: [B, (y1, x1, y2, x2)] pixels. Matterport decodes normalized boxes, whose height
+    is (h - 1) / (H - 1): the same deltas then give a box one pixel off in size. Returns the
+    decoded pixel boxes (torchvision's ``BoxCoder.decode`` and ``clip_boxes_to_image``).
+    """
+    decoded = apply_box_deltas_graph(pixel_boxes(boxes, image_shape), deltas)
+    return clip_boxes_graph(decoded, window)
+
+
+def small_boxes(boxes, min_size):
+    """[...] True where a box is narrower or lower than ``min_size`` (torchvision's
+    ``remove_small_boxes``)."""
+    return ((boxes[..., 2] - boxes[..., 0]) < min_size) | \
+        ((boxes[..., 3] - boxes[..., 1]) < min_size)
+
+
 def trim_zeros_graph(boxes, name="trim_zeros"):
     """Drop all-zero rows of [N, 4] boxes; returns (boxes, non_zero mask [N])."""
     non_zeros = tf.cast(tf.reduce_sum(tf.abs(boxes), axis=1), tf.bool)

@@ -17,7 +17,7 @@ from mrcnn import image_meta
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss",
               "mrcnn_bbox_loss", "mrcnn_mask_loss")
 
-RESIZE_MODES = ("none", "square", "pad64", "crop")
+RESIZE_MODES = ("none", "square", "pad64", "crop", "shortest_edge")
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -35,6 +35,13 @@ ROI_LEVEL_MAPPINGS = ("matterport", "torchvision")
 
 # Config.RESNET_STYLE (see mrcnn.backbone).
 RESNET_STYLES = ("matterport", "torchvision")
+
+# Config.RPN_ANCHOR_STYLE (see utils.generate_anchors) and Config.BOX_DECODING (see
+# box_ops.decode_pixel_boxes).
+ANCHOR_STYLES = ("matterport", "torchvision")
+# Config.MASK_PASTE (see mrcnn.postprocess.paste_mode).
+PASTE_MODES = ("resize", "aligned", "unaligned", "torchvision")
+BOX_DECODINGS = ("matterport", "torchvision")
 
 
 class Config:
@@ -165,6 +172,23 @@ class Config:
         the stem's max pool, convolutions without a bias), for its weights; "matterport":
         Keras' ResNet (the stride in the first 1x1, TensorFlow's "same" padding, biases).
         The layer names are the same.
+    RPN_ANCHOR_STYLE ("matterport")
+        "torchvision": anchors as torchvision's ``AnchorGenerator`` places them (half sides
+        rounded to whole pixels; a level's stride is image side // map side, 61 instead of 64
+        for P6 of an 800-pixel side). RPN_ANCHOR_RATIOS stay width/height: torchvision's
+        aspect ratios (0.5, 1, 2) are height/width, so its order is [2, 1, 0.5] here.
+    BOX_DECODING ("matterport")
+        "torchvision": the RPN's and the box head's deltas are applied to boxes in pixels
+        (width x2 - x1, as torchvision, detectron2 and Matterport's own RPN targets do),
+        proposals are clipped to the image window and boxes under 1e-3 (proposals) or 1e-2
+        (detections) pixels dropped; "matterport": applied in normalized coordinates (a box's
+        normalized height is (h - 1) / (H - 1)), proposals clipped to the padded image.
+    MASK_PASTE (None)
+        How detect() pastes masks into the image (``postprocess.paste_mode``): None follows
+        the RoIAlign settings ("resize", Matterport's, with ROI_ALIGN_SAMPLING_RATIO 0, else
+        the inverse of the RoIAlign sampling, "aligned" or "unaligned"); "torchvision" is
+        torchvision's ``paste_masks_in_image`` (the mask with a zero border resized into its
+        grown, truncated box).
     MIXED_PRECISION (None)
         "mixed_bfloat16" or "mixed_float16": the backbone, the FPN and the heads' convolutions
         compute in that type (Keras dtype policies; variables stay float32); boxes, NMS, RoI
@@ -237,7 +261,8 @@ class Config:
 
     # --- input -----------------------------------------------------------------------------
     # "none", "square" (resize and pad to IMAGE_MAX_DIM^2), "pad64" (pad to multiples of 64),
-    # "crop" (random IMAGE_MIN_DIM^2 crops; training only).
+    # "crop" (random IMAGE_MIN_DIM^2 crops; training only), "shortest_edge" (torchvision's and
+    # detectron2's resize, up or down, padded bottom-right to multiples of 32; inference only).
     IMAGE_RESIZE_MODE = "square"
     IMAGE_MIN_DIM = 800
     IMAGE_MAX_DIM = 1024
@@ -318,6 +343,9 @@ class Config:
     DETECTION_MULTI_LABEL = False
     PIXEL_STD = None
     RESNET_STYLE = "matterport"
+    RPN_ANCHOR_STYLE = "matterport"
+    BOX_DECODING = "matterport"
+    MASK_PASTE = None
 
     def __init__(self):
         """Compute the derived attributes and validate the configuration."""
@@ -402,7 +430,7 @@ class Config:
             fail("IMAGE_MIN_DIM must be divisible by 64 in 'crop' mode, got {}".format(
                 self.IMAGE_MIN_DIM))
         if self.IMAGE_MIN_DIM and self.IMAGE_MAX_DIM and self.IMAGE_MIN_DIM > self.IMAGE_MAX_DIM \
-                and self.IMAGE_RESIZE_MODE in ("square", "pad64"):
+                and self.IMAGE_RESIZE_MODE in ("square", "pad64", "shortest_edge"):
             fail("IMAGE_MIN_DIM ({}) must not exceed IMAGE_MAX_DIM ({})".format(
                 self.IMAGE_MIN_DIM, self.IMAGE_MAX_DIM))
 
@@ -423,9 +451,15 @@ class Config:
         if self.RESNET_STYLE not in RESNET_STYLES:
             fail("RESNET_STYLE must be one of {}, got {!r}".format(RESNET_STYLES,
                                                                  self.RESNET_STYLE))
-        if self.ROI_LEVEL_MAPPING not in ROI_LEVEL_MAPPINGS:
-            fail("ROI_LEVEL_MAPPING must be one of {}, got {!r}".format(
-                ROI_LEVEL_MAPPINGS, self.ROI_LEVEL_MAPPING))
+        for name, allowed in (("ROI_LEVEL_MAPPING", ROI_LEVEL_MAPPINGS),
+                              ("RPN_ANCHOR_STYLE", ANCHOR_STYLES),
+                              ("BOX_DECODING", BOX_DECODINGS)):
+            if getattr(self, name) not in allowed:
+                fail("{} must be one of {}, got {!r}".format(name, allowed,
+                                                             getattr(self, name)))
+        if self.MASK_PASTE not in (None,) + PASTE_MODES:
+            fail("MASK_PASTE must be None or one of {}, got {!r}".format(PASTE_MODES,
+                                                                      self.MASK_PASTE))
         if self.MEAN_PIXEL.shape != (self.IMAGE_CHANNEL_COUNT,):
             fail("MEAN_PIXEL has {} values but IMAGE_CHANNEL_COUNT is {}".format(
                 self.MEAN_PIXEL.size, self.IMAGE_CHANNEL_COUNT))
@@ -560,3 +594,63 @@ def load_config_class(spec):
         raise ValueError("{!r} is not a Config subclass in module {!r}".format(class_name,
                                                                             module_name))
     return cls
+
+
+# torchvision's COCO detection classes: index = COCO category id (the ids COCO skips are
+# "N/A"), as torchvision's COCO weights number their 91 outputs.
+TORCHVISION_COCO_CLASSES = (
+    "BG", "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck",
+    "boat", "traffic light", "fire hydrant", "N/A", "stop sign", "parking meter", "bench",
+    "bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe",
+    "N/A", "backpack", "umbrella", "N/A", "N/A", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove",
+    "skateboard", "surfboard", "tennis racket", "bottle", "N/A", "wine glass", "cup", "fork",
+    "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange", "broccoli", "carrot",
+    "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant", "bed", "N/A",
+    "dining table", "N/A", "N/A", "toilet", "N/A", "tv", "laptop", "mouse", "remote",
+    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "N/A",
+    "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush")
+
+
+class TorchvisionMaskRCNNConfig(Config):
+    """torchvision's ``maskrcnn_resnet50_fpn`` with its inference settings, for the weights
+    ``python -m mrcnn.convert torchvision`` makes from its ``.pth`` (docs/fidelity.md).
+
+    91 class slots numbered as COCO's category ids (TORCHVISION_COCO_CLASSES: index 0 is the
+    background, the 11 ids COCO skips are "N/A" and never predicted); its resize (short side
+    800, long side at most 1333, padded to multiples of 32); ImageNet's mean and standard
+    deviation; ResNet v1.5; rounded anchors with height/width ratios (0.5, 1, 2); 1000
+    proposals per level, NMS 0.7, the best 1000 kept; the paper's RoIAlign (2 x 2 samples, not
+    aligned) with torchvision's level mapping; deltas decoded in pixels; every class over 0.05
+    is a detection, NMS 0.5, 100 per image. Fine-tune it like any Config: subclass, set
+    NUM_CLASSES and the training attributes, and exclude the class-specific layers when
+    loading (see README, "Pretrained weights").
+    """
+    NAME = "torchvision_coco"
+    BACKBONE = "resnet50"
+    NUM_CLASSES = 91
+    IMAGES_PER_GPU = 1
+    IMAGE_RESIZE_MODE = "shortest_edge"
+    IMAGE_MIN_DIM = 800
+    IMAGE_MAX_DIM = 1333
+    MEAN_PIXEL = np.array([0.485, 0.456, 0.406]) * 255.0
+    PIXEL_STD = np.array([0.229, 0.224, 0.225]) * 255.0
+    RESNET_STYLE = "torchvision"
+    RPN_CONV_CHANNELS = 256
+    RPN_ANCHOR_RATIOS = [2, 1, 0.5]
+    RPN_ANCHOR_STYLE = "torchvision"
+    RPN_BBOX_STD_DEV = np.array([1.0, 1.0, 1.0, 1.0])
+    RPN_NMS_THRESHOLD = 0.7
+    PRE_NMS_LIMIT = 1000
+    POST_NMS_ROIS_INFERENCE = 1000
+    RPN_PROPOSALS_PER_LEVEL = True
+    BOX_DECODING = "torchvision"
+    ROI_ALIGN_SAMPLING_RATIO = 2
+    ROI_ALIGN_ALIGNED = False
+    ROI_LEVEL_MAPPING = "torchvision"
+    BBOX_STD_DEV = np.array([0.1, 0.1, 0.2, 0.2])
+    DETECTION_MIN_CONFIDENCE = 0.05
+    DETECTION_NMS_THRESHOLD = 0.5
+    DETECTION_MAX_INSTANCES = 100
+    DETECTION_MULTI_LABEL = True
+    MASK_PASTE = "torchvision"

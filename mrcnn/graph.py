@@ -64,7 +64,8 @@ def build_graph(mode, config, parts=None):
     rpn_feature_maps, mrcnn_feature_maps = build_features(inputs["input_image"], config)
     anchors = AnchorsLayer.from_config_object(config, name="anchors")(
         inputs["input_image"]) if mode == "training" else inputs["input_anchors"]
-    rpn = build_rpn(rpn_feature_maps, anchors, config, mode == "training")
+    rpn = build_rpn(rpn_feature_maps, anchors, config, mode == "training",
+                    inputs["input_image_meta"])
     if mode == "training":
         return build_training_heads(inputs, rpn, mrcnn_feature_maps, config, parts)
     return build_inference_heads(inputs, rpn, mrcnn_feature_maps, config, parts)
@@ -107,8 +108,11 @@ def build_features(input_image, config):
     return [P2, P3, P4, P5, P6], [P2, P3, P4, P5]
 
 
-def build_rpn(feature_maps, anchors, config, training):
-    """One shared RPN head over every level, then proposals. Returns a dict of tensors."""
+def build_rpn(feature_maps, anchors, config, training, image_meta=None):
+    """One shared RPN head over every level, then proposals. Returns a dict of tensors.
+
+    image_meta: the meta input, which BOX_DECODING "torchvision" needs (image size, window).
+    """
     rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS),
                           config.TOP_DOWN_PYRAMID_SIZE, compute_dtype=config.MIXED_PRECISION,
                           channels=config.RPN_CONV_CHANNELS)
@@ -119,12 +123,15 @@ def build_rpn(feature_maps, anchors, config, training):
     if config.RPN_PROPOSALS_PER_LEVEL:
         proposal_inputs.append(AnchorLevels(name="anchor_levels")(
             [o[0] for o in level_outputs]))
+    if config.BOX_DECODING == "torchvision":
+        proposal_inputs.append(image_meta)
     out["rpn_rois"] = ProposalLayer(
         proposal_count=config.POST_NMS_ROIS_TRAINING if training
         else config.POST_NMS_ROIS_INFERENCE,
         nms_threshold=config.RPN_NMS_THRESHOLD, pre_nms_limit=config.PRE_NMS_LIMIT,
         rpn_bbox_std_dev=config.RPN_BBOX_STD_DEV,
-        num_levels=len(feature_maps) if config.RPN_PROPOSALS_PER_LEVEL else 0, name="ROI")(
+        num_levels=len(feature_maps) if config.RPN_PROPOSALS_PER_LEVEL else 0,
+        box_decoding=config.BOX_DECODING, name="ROI")(
             proposal_inputs)
     return out
 
@@ -178,6 +185,7 @@ def build_inference_heads(inputs, rpn, feature_maps, config, parts):
                                 config.DETECTION_MIN_CONFIDENCE,
                                 config.DETECTION_NMS_THRESHOLD, config.BBOX_STD_DEV,
                                 multi_label=config.DETECTION_MULTI_LABEL,
+                                box_decoding=config.BOX_DECODING,
                                 name="mrcnn_detection")(
         [rpn["rpn_rois"], class_probs, bbox, meta])
     detection_boxes = DetectionBoxes(name="detection_boxes")(detections)

@@ -19,14 +19,17 @@ image sizes, detection counts and class counts never retrace them.
 
 import tensorflow as tf
 
-
-PASTE_MODES = ("resize", "aligned", "unaligned")
+from mrcnn.config import PASTE_MODES
 
 
 def paste_mode(config):
-    """How detect() pastes a config's masks: "resize" (Matterport: the mask resized into its
-    integer box) with ROI_ALIGN_SAMPLING_RATIO 0, else the inverse of the RoIAlign sampling
-    that cut the mask targets, "aligned" or "unaligned" by ROI_ALIGN_ALIGNED."""
+    """How detect() pastes a config's masks: Config.MASK_PASTE when set, else "resize"
+    (Matterport: the mask resized into its integer box) with ROI_ALIGN_SAMPLING_RATIO 0, else
+    the inverse of the RoIAlign sampling that cut the mask targets, "aligned" or "unaligned"
+    by ROI_ALIGN_ALIGNED. "torchvision" is torchvision's ``paste_masks_in_image``
+    (:func:`torchvision_paste_boxes`)."""
+    if config.MASK_PASTE is not None:
+        return config.MASK_PASTE
     if not config.ROI_ALIGN_SAMPLING_RATIO:
         return "resize"
     return "aligned" if config.ROI_ALIGN_ALIGNED else "unaligned"
@@ -277,12 +280,39 @@ def unmold_detections(detections, mrcnn_mask, original_shape, image_shape, windo
     scores, masks = tf.boolean_mask(scores, keep), tf.boolean_mask(masks, keep)
     if mode == "resize":
         full_masks = paste_masks(masks, boxes, original_shape[0], original_shape[1], threshold)
+    elif mode == "torchvision":
+        exact, _ = resized_pixel_boxes(detections[:n, :4], window, image_shape, original_shape)
+        grown = torchvision_paste_boxes(tf.boolean_mask(exact, keep), tf.shape(masks)[1],
+                                        tf.shape(masks)[2])
+        bordered = tf.pad(masks, [[0, 0], [1, 1], [1, 1]])
+        full_masks = paste_masks(bordered, grown, original_shape[0], original_shape[1],
+                                 threshold)
     else:
         exact, scale = resized_pixel_boxes(detections[:n, :4], window, image_shape,
                                            original_shape)
         full_masks = paste_masks(masks, tf.boolean_mask(exact, keep), original_shape[0],
                                  original_shape[1], threshold, mode, scale)
     return boxes, class_ids, scores, full_masks
+
+
+def torchvision_paste_boxes(boxes, mask_h, mask_w):
+    """torchvision's ``paste_masks_in_image`` geometry: the mask gets a border of one zero
+    cell, so its box grows by (M + 2) / M about its centre; the grown box is truncated to
+    whole pixels (toward zero) and its end included. boxes: [N, 4] float64 pixels of the
+    image. Returns [N, (y1, x1, y2, x2)] int32 with y2/x2 exclusive, for the "resize" paste of
+    the bordered [M + 2, M + 2] masks."""
+    grow = tf.cast(mask_w + 2, tf.float64) / tf.cast(mask_w, tf.float64)
+    del mask_h   # torchvision grows both sides by the width's factor (its masks are square)
+    center_y = (boxes[:, 0] + boxes[:, 2]) * 0.5
+    center_x = (boxes[:, 1] + boxes[:, 3]) * 0.5
+    half_h = (boxes[:, 2] - boxes[:, 0]) * 0.5 * grow
+    half_w = (boxes[:, 3] - boxes[:, 1]) * 0.5 * grow
+    grown = tf.cast(tf.stack([center_y - half_h, center_x - half_w, center_y + half_h,
+                              center_x + half_w], axis=1), tf.int32)   # truncates toward 0
+    # Its side is y2 - y1 + 1 pixels, at least one.
+    y2 = tf.maximum(grown[:, 2] + 1, grown[:, 0] + 1)
+    x2 = tf.maximum(grown[:, 3] + 1, grown[:, 1] + 1)
+    return tf.stack([grown[:, 0], grown[:, 1], y2, x2], axis=1)
 
 
 def _unmold_fn(mode):

@@ -17,7 +17,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from mrcnn import box_ops
+from mrcnn import box_ops, portable_ops
+from mrcnn.box_ops import pixel_boxes
 from mrcnn.config import ROI_LEVEL_MAPPINGS as LEVEL_MAPPINGS
 
 
@@ -48,17 +49,6 @@ def roi_level(boxes, image_shape, mapping="matterport"):
     return tf.minimum(5, tf.maximum(2, level))
 
 
-def pixel_boxes(boxes, image_shape):
-    """Normalized boxes [..., 4] -> continuous pixel boxes of an image of ``image_shape``.
-
-    The inverse of ``norm_boxes`` (y2/x2 exclusive): y1 * (H - 1), y2 * (H - 1) + 1. A pixel
-    row r covers [r, r + 1), so a box from a mask (rows r1..r2 - 1) is (r1, r2).
-    """
-    h = tf.cast(image_shape[0], tf.float32)
-    w = tf.cast(image_shape[1], tf.float32)
-    return boxes * tf.stack([h - 1, w - 1, h - 1, w - 1]) + tf.constant([0., 0., 1., 1.])
-
-
 def _pad_border(images, border):
     """[B, H, W, C] -> [B, H + 2, W + 2, C] with one more row and column on each side.
 
@@ -75,8 +65,8 @@ def _pad_border(images, border):
 
 
 def roi_align(features, boxes, box_indices, output_size, sampling_ratio=2, aligned=True,
-              border="clamp"):
-    """The paper's RoIAlign of ``boxes`` on ``features``, on ``tf.image.crop_and_resize``.
+              border="clamp", ops=portable_ops.TF):
+    """The paper's RoIAlign of ``boxes`` on ``features``, on ``ops.crop_and_resize``.
 
     features: [batch, height, width, channels]; boxes: [K, (y1, x1, y2, x2)] in the map's
     continuous coordinates (image pixels times the map's scale: pixel i covers [i, i + 1));
@@ -84,7 +74,7 @@ def roi_align(features, boxes, box_indices, output_size, sampling_ratio=2, align
     samples per bin side (> 0); aligned: shift by half a pixel (torchvision ``aligned=True``);
     without it the box is read in pixel-index coordinates and sides are at least one pixel, as
     torchvision's ``aligned=False``; border: "clamp" (torchvision's) or "zero" (for masks, see
-    :func:`_pad_border`).
+    :func:`_pad_border`); ops: the namespace of ``crop_and_resize`` (``mrcnn.portable_ops``).
 
     Bin (i, j) averages the bilinear values at y1 + (i + (a + 0.5) / s) * bin_h, x1 + (j + (b +
     0.5) / s) * bin_w for a, b < s. Those points are evenly spaced, out_h * s of them from
@@ -113,9 +103,9 @@ def roi_align(features, boxes, box_indices, output_size, sampling_ratio=2, align
                            (x1 + 0.5 * step_x + 1.0) / size_x,
                            (y1 + h - 0.5 * step_y + 1.0) / size_y,
                            (x1 + w - 0.5 * step_x + 1.0) / size_x], axis=1)
-    samples = tf.image.crop_and_resize(_pad_border(features, border), crop_boxes,
-                                       tf.cast(box_indices, tf.int32), [n_h, n_w],
-                                       method="bilinear", extrapolation_value=0.0)
+    samples = ops.crop_and_resize(_pad_border(features, border), crop_boxes,
+                                  tf.cast(box_indices, tf.int32), [n_h, n_w],
+                                  method="bilinear", extrapolation_value=0.0)
     if s == 1:
         return samples
     return tf.nn.avg_pool2d(samples, ksize=s, strides=s, padding="VALID")
@@ -134,7 +124,9 @@ class PyramidROIAlign(layers.Layer):
 
     pool_shape: (height, width) of the output; sampling_ratio: 0 for Matterport's single
     corner-aligned sample per cell, n > 0 for the paper's RoIAlign with n x n samples per bin
-    (:func:`roi_align`); aligned: its half-pixel shift; level_mapping: see :func:`roi_level`.
+    (:func:`roi_align`); aligned: its half-pixel shift; level_mapping: see :func:`roi_level`;
+    ops: "tf" (TensorFlow's crop_and_resize) or "portable" (TFLite builtins, for export; see
+    ``mrcnn.portable_ops``).
 
     Inputs:
         boxes: [batch, num_boxes, (y1, x1, y2, x2)] normalized
@@ -144,7 +136,7 @@ class PyramidROIAlign(layers.Layer):
     """
 
     def __init__(self, pool_shape, sampling_ratio=0, aligned=True, level_mapping="matterport",
-                 **kwargs):
+                 ops="tf", **kwargs):
         super().__init__(**kwargs)
         # tf.image.crop_and_resize has no XLA kernel: Keras' jit_compile="auto" (XLA on GPUs)
         # must not compile a model holding this layer.
@@ -156,18 +148,19 @@ class PyramidROIAlign(layers.Layer):
             raise ValueError("level_mapping must be one of {}, got {!r}".format(
                 LEVEL_MAPPINGS, level_mapping))
         self.level_mapping = level_mapping
+        self.ops = portable_ops.check_ops(ops)
 
     def _pool(self, feature_map, level_boxes, box_indices, image_shape):
         """[K, pool_h, pool_w, C] samples of one level for its boxes [K, 4] normalized."""
         if self.sampling_ratio == 0:
-            return tf.image.crop_and_resize(feature_map, level_boxes, box_indices,
-                                            self.pool_shape, method="bilinear")
+            return portable_ops.namespace(self.ops).crop_and_resize(
+                feature_map, level_boxes, box_indices, self.pool_shape, method="bilinear")
         # The map's scale (1 / stride) from the shapes: image sides divide by the stride.
         map_shape = tf.cast(tf.shape(feature_map)[1:3], tf.float32)
         scale = map_shape / tf.cast(image_shape, tf.float32)
         boxes = pixel_boxes(level_boxes, image_shape) * tf.concat([scale, scale], axis=0)
         return roi_align(feature_map, boxes, box_indices, self.pool_shape, self.sampling_ratio,
-                         self.aligned)
+                         self.aligned, ops=portable_ops.namespace(self.ops))
 
     def call(self, inputs):
         boxes, image_meta = inputs[0], inputs[1]
@@ -197,5 +190,5 @@ class PyramidROIAlign(layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(pool_shape=list(self.pool_shape), sampling_ratio=self.sampling_ratio,
-                      aligned=self.aligned, level_mapping=self.level_mapping)
+                      aligned=self.aligned, level_mapping=self.level_mapping, ops=self.ops)
         return config

@@ -5,6 +5,7 @@ import tensorflow as tf
 from keras import layers
 
 from mrcnn import box_ops, utils
+from mrcnn.config import BOX_DECODINGS
 
 
 def build_rpn_model(anchor_stride, anchors_per_location, depth, compute_dtype=None,
@@ -42,32 +43,38 @@ class AnchorsLayer(layers.Layer):
     anchors as an input instead, so that images of any padded size work). The layer keeps the
     anchor parameters, not the anchors, so its config stays small.
 
-    scales, ratios, feature_strides, anchor_stride: as in ``utils.generate_pyramid_anchors``;
-    feature_shapes: [[height, width], ...] of each pyramid level; image_shape: (height, width).
+    scales, ratios, feature_strides, anchor_stride, rounded: as in
+    ``utils.generate_pyramid_anchors``; feature_shapes: [[height, width], ...] of each pyramid
+    level; image_shape: (height, width).
     """
 
     def __init__(self, scales, ratios, feature_shapes, feature_strides, anchor_stride,
-                 image_shape, **kwargs):
+                 image_shape, rounded=False, **kwargs):
         super().__init__(**kwargs)
         self.params = {
             "scales": [float(v) for v in scales], "ratios": [float(v) for v in ratios],
             "feature_shapes": [[int(v) for v in s] for s in feature_shapes],
-            "feature_strides": [int(v) for v in feature_strides],
+            # One stride per level, or (stride_y, stride_x) (RPN_ANCHOR_STYLE "torchvision").
+            "feature_strides": [[int(v) for v in s] if isinstance(s, (list, tuple)) else int(s)
+                                for s in feature_strides],
             "anchor_stride": int(anchor_stride),
             "image_shape": [int(v) for v in image_shape[:2]],
+            "rounded": bool(rounded),
         }
         anchors = utils.generate_pyramid_anchors(
             self.params["scales"], self.params["ratios"], self.params["feature_shapes"],
-            self.params["feature_strides"], self.params["anchor_stride"])
+            self.params["feature_strides"], self.params["anchor_stride"],
+            self.params["rounded"])
         self.anchors = utils.norm_boxes(anchors, self.params["image_shape"])
 
     @classmethod
     def from_config_object(cls, config, **kwargs):
         """The training anchors of an ``mrcnn.config.Config``."""
-        return cls(config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS,
-                   utils.compute_backbone_shapes(config, config.IMAGE_SHAPE),
-                   config.BACKBONE_STRIDES, config.RPN_ANCHOR_STRIDE, config.IMAGE_SHAPE,
-                   **kwargs)
+        shapes = utils.compute_backbone_shapes(config, config.IMAGE_SHAPE)
+        return cls(config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS, shapes,
+                   utils.anchor_strides(config, config.IMAGE_SHAPE, shapes),
+                   config.RPN_ANCHOR_STRIDE, config.IMAGE_SHAPE,
+                   rounded=config.RPN_ANCHOR_STYLE == "torchvision", **kwargs)
 
     def call(self, image):
         batch = tf.shape(image)[0]
@@ -118,12 +125,16 @@ class ProposalLayer(layers.Layer):
         anchors: [batch, num_anchors, (y1, x1, y2, x2)] normalized
         (per level) anchor_levels: [batch, num_anchors] int32 level of each anchor
             (``AnchorLevels``)
+        (box_decoding "torchvision") image_meta: [batch, meta_size], last
+    box_decoding (Config.BOX_DECODING): "torchvision" decodes the deltas in pixels, clips to the
+    image window and drops proposals under 1e-3 pixels (torchvision's ``filter_proposals``).
     Returns:
         proposals: [batch, proposal_count, (y1, x1, y2, x2)] normalized, best first, zero-padded.
     """
 
     def __init__(self, proposal_count, nms_threshold, pre_nms_limit=6000,
-                 rpn_bbox_std_dev=(0.1, 0.1, 0.2, 0.2), num_levels=0, **kwargs):
+                 rpn_bbox_std_dev=(0.1, 0.1, 0.2, 0.2), num_levels=0,
+                 box_decoding="matterport", **kwargs):
         super().__init__(**kwargs)
         # NMS and top-k with data-dependent counts do not compile with XLA (see PyramidROIAlign).
         self.supports_jit = False
@@ -132,17 +143,30 @@ class ProposalLayer(layers.Layer):
         self.pre_nms_limit = int(pre_nms_limit)
         self.rpn_bbox_std_dev = [float(v) for v in rpn_bbox_std_dev]
         self.num_levels = int(num_levels)
+        if box_decoding not in BOX_DECODINGS:
+            raise ValueError("box_decoding must be one of {}, got {!r}".format(
+                BOX_DECODINGS, box_decoding))
+        self.box_decoding = box_decoding
 
-    def _best_boxes(self, scores, deltas, anchors):
+    def _best_boxes(self, scores, deltas, anchors, meta):
         """Top-k anchors by score, decoded and clipped.
 
         scores: [B, A] or [B, levels, A] (one row per level); deltas, anchors: [B, A, 4].
-        Returns (boxes [..., k, 4], scores [..., k]), scores sorted.
+        Returns (boxes [..., k, 4], scores [..., k]), scores sorted, except that with
+        box_decoding "torchvision" (``meta``: the parsed image meta) the boxes are in pixels
+        and those under 1e-3 pixels score -1.
         """
         k = tf.minimum(self.pre_nms_limit, tf.shape(anchors)[1])
         scores, ix = tf.math.top_k(scores, k, sorted=True)             # [B, (L,) k]
         deltas = tf.gather(deltas, ix, batch_dims=1)
         anchors = tf.gather(anchors, ix, batch_dims=1)
+        if self.box_decoding == "torchvision":
+            boxes = box_ops.decode_pixel_boxes(anchors, deltas, meta["image_shape"][0, :2],
+                                               meta["window"])
+            scores = tf.where(box_ops.small_boxes(boxes, 1e-3), -1.0, scores)
+            # NMS in pixels, as torchvision (IoU differs in normalized coordinates, whose
+            # y2 is shifted by a pixel).
+            return tf.stop_gradient(boxes), tf.stop_gradient(scores)
         boxes = box_ops.apply_box_deltas_graph(anchors, deltas)        # [B, (L,) k, 4]
         boxes = box_ops.clip_boxes_graph(boxes, tf.constant([0., 0., 1., 1.]))
         # Proposals are generated for training the heads, not back-propagated through.
@@ -151,21 +175,34 @@ class ProposalLayer(layers.Layer):
     def _nms(self, boxes, scores):
         """Batched NMS over the leading axes: (kept boxes [..., count, 4], their scores
         [..., count], valid [...])."""
+        # "torchvision": boxes scoring -1 (too small, another level's) are never kept, and
+        # they break the score order.
+        torchvision = self.box_decoding == "torchvision"
         selected, valid = tf.image.non_max_suppression_padded(
             boxes, scores, self.proposal_count, iou_threshold=self.nms_threshold,
-            pad_to_max_output_size=True, sorted_input=True)
+            score_threshold=-0.5 if torchvision else float("-inf"),
+            pad_to_max_output_size=True, sorted_input=not torchvision)
         batch_dims = len(selected.shape) - 1
         return (tf.gather(boxes, selected, batch_dims=batch_dims),
                 tf.gather(scores, selected, batch_dims=batch_dims), valid)
 
+    @staticmethod
+    def _normalized(proposals, meta):
+        """Pixel proposals (box_decoding "torchvision") -> normalized; others unchanged."""
+        if meta is None:
+            return proposals
+        return box_ops.norm_boxes_graph(proposals, meta["image_shape"][0, :2])
+
     def call(self, inputs):
         rpn_probs, rpn_bbox, anchors = inputs[:3]
+        meta = box_ops.parse_image_meta_graph(inputs[-1]) \
+            if self.box_decoding == "torchvision" else None
         scores = rpn_probs[:, :, 1]                                    # [B, A]
         deltas = rpn_bbox * tf.constant(self.rpn_bbox_std_dev, shape=[1, 1, 4])
         if not self.num_levels:
-            proposals, _, valid = self._nms(*self._best_boxes(scores, deltas, anchors))
+            proposals, _, valid = self._nms(*self._best_boxes(scores, deltas, anchors, meta))
             keep = tf.sequence_mask(valid, self.proposal_count, dtype=proposals.dtype)
-            return proposals * keep[..., tf.newaxis]
+            return self._normalized(proposals, meta) * keep[..., tf.newaxis]
         # One row of scores per level, other levels' anchors at -1: below every probability,
         # so a level's top-k takes them last (a level may have fewer than k anchors) and,
         # coming after the level's own in the sorted input, they suppress none of them; their
@@ -173,13 +210,14 @@ class ProposalLayer(layers.Layer):
         levels = inputs[3]                                             # [B, A]
         mine = tf.equal(levels[:, tf.newaxis], tf.range(self.num_levels)[:, tf.newaxis])
         level_scores = tf.where(mine, scores[:, tf.newaxis], -1.0)     # [B, L, A]
-        boxes, kept, valid = self._nms(*self._best_boxes(level_scores, deltas, anchors))
+        boxes, kept, valid = self._nms(*self._best_boxes(level_scores, deltas, anchors, meta))
         kept = tf.where(tf.sequence_mask(valid, self.proposal_count) & (kept >= 0.0), kept,
                         -1.0)                                          # [B, L, count]
         count = self.num_levels * self.proposal_count
         scores, order = tf.math.top_k(tf.reshape(kept, [-1, count]), self.proposal_count)
         proposals = tf.gather(tf.reshape(boxes, [-1, count, 4]), order, batch_dims=1)
-        return proposals * tf.cast(scores >= 0.0, proposals.dtype)[..., tf.newaxis]
+        return self._normalized(proposals, meta) * tf.cast(scores >= 0.0,
+                                                           proposals.dtype)[..., tf.newaxis]
 
     def compute_output_shape(self, input_shapes):
         return (input_shapes[0][0], self.proposal_count, 4)
@@ -188,5 +226,5 @@ class ProposalLayer(layers.Layer):
         config = super().get_config()
         config.update(proposal_count=self.proposal_count, nms_threshold=self.nms_threshold,
                       pre_nms_limit=self.pre_nms_limit, rpn_bbox_std_dev=self.rpn_bbox_std_dev,
-                      num_levels=self.num_levels)
+                      num_levels=self.num_levels, box_decoding=self.box_decoding)
         return config

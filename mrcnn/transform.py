@@ -69,7 +69,12 @@ def mold_inputs(images, config, first_index=0):
             max_dim=config.IMAGE_MAX_DIM, mode=config.IMAGE_RESIZE_MODE)
         image_metas.append(compose_image_meta(0, image.shape, molded.shape, window, scale,
                                               np.zeros([config.NUM_CLASSES])))
-        molded_images.append(mold_image(molded, config))
+        molded = mold_image(molded, config)
+        if config.IMAGE_RESIZE_MODE == "shortest_edge":
+            # torchvision pads the normalized image with 0 (the mean pixel), not with black.
+            molded[window[2]:] = 0.0
+            molded[:, window[3]:] = 0.0
+        molded_images.append(molded)
         windows.append(window)
     shapes = {m.shape for m in molded_images}
     if len(shapes) > 1:

@@ -1,5 +1,6 @@
 """Tiny configs that keep model tests fast on 2 CPU cores (the shapes sample's tiny preset)."""
 
+from mrcnn.config import TorchvisionMaskRCNNConfig
 from samples.shapes.shapes import (TinyShapesConfig, tiny_backbone,  # noqa: F401 (re-exported)
                                    tiny_backbone_shapes)
 
@@ -42,3 +43,32 @@ class NoMrcnn(importlib.abc.MetaPathFinder):
             raise ImportError("mrcnn must not be needed to serve the exported model")
 sys.meta_path.insert(0, NoMrcnn())
 """
+
+
+def torchvision_small_backbone(input_image, stage5=True, train_bn=False):
+    """The narrow torchvision-style ResNet of tests/data/make_torchvision_reference.py:
+    2 bottlenecks per stage, inner widths 8, 16, 32, 64."""
+    from mrcnn.backbone import resnet_graph
+    return resnet_graph(input_image, "resnet50", train_bn=train_bn, style="torchvision",
+                        blocks=(2, 2, 2, 2), widths=(8, 16, 32, 64))
+
+
+def torchvision_small_shapes(image_shape):
+    import numpy as np
+    return np.array([[int(np.ceil(image_shape[0] / s)), int(np.ceil(image_shape[1] / s))]
+                     for s in (4, 8, 16, 32, 64)])
+
+
+class TorchvisionSmallConfig(TorchvisionMaskRCNNConfig):
+    """TorchvisionMaskRCNNConfig at the sizes of the reference model
+    (tests/data/make_torchvision_reference.py)."""
+    NAME = "torchvision_small"
+    NUM_CLASSES = 5
+    BACKBONE = staticmethod(torchvision_small_backbone)
+    COMPUTE_BACKBONE_SHAPE = staticmethod(torchvision_small_shapes)
+    IMAGE_MIN_DIM = 128
+    IMAGE_MAX_DIM = 224
+    TOP_DOWN_PYRAMID_SIZE = 32
+    RPN_CONV_CHANNELS = 32
+    FPN_CLASSIF_FC_LAYERS_SIZE = 64
+    MASK_HEAD_CHANNELS = 32
