@@ -127,16 +127,24 @@ def resnet_graph(input_image, architecture, train_bn=True, norm="batch", zero_in
     return outputs
 
 
-def fpn_graph(C2, C3, C4, C5, pyramid_size, norm="batch"):
+def fpn_graph(C2, C3, C4, C5, pyramid_size, norm="batch", fpn_norm=None, train_bn=False):
     """Feature pyramid [P2, P3, P4, P5, P6], each with ``pyramid_size`` channels.
 
     Top-down: P5 = 1x1(C5); P4 = up(P5) + 1x1(C4); ... then a 3x3 conv on each; P6 subsamples P5
-    (it only feeds the RPN's largest anchors). norm="group" adds GroupNorm after every conv
-    (``<conv name>_gn``), as detectron2's GN FPN; Matterport's FPN has no normalization.
+    (it only feeds the RPN's largest anchors). norm: Config.NORM; fpn_norm: Config.FPN_NORM,
+    the normalization after every conv: None follows norm (GroupNorm, ``<conv name>_gn``, with
+    NORM "group", as detectron2's GN FPN; none otherwise, as Matterport's FPN), "batch" is
+    BatchNorm (``<conv name>_bn``, torchvision's v2 FPN; train_bn as TRAIN_BN), "group".
     """
+    fpn_norm = fpn_norm or ("group" if norm == "group" else None)
+
     def conv(x, kernel, name):
         x = layers.Conv2D(pyramid_size, kernel, padding="same", name=name)(x)
-        return normalization("group", None, name + "_gn")(x) if norm == "group" else x
+        if fpn_norm is None:
+            return x
+        suffix = "_gn" if fpn_norm == "group" else "_bn"
+        return normalization(fpn_norm, None if fpn_norm == "group" else train_bn,
+                             name + suffix)(x)
 
     P5 = conv(C5, (1, 1), "fpn_c5p5")
     P4 = layers.Add(name="fpn_p4add")([

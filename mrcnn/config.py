@@ -189,6 +189,15 @@ class Config:
         the inverse of the RoIAlign sampling, "aligned" or "unaligned"); "torchvision" is
         torchvision's ``paste_masks_in_image`` (the mask with a zero border resized into its
         grown, truncated box).
+    FPN_NORM (None)
+        Normalization after each FPN convolution: None follows NORM (GroupNorm with "group",
+        none otherwise: Matterport's FPN), "batch" (torchvision's v2) or "group".
+    RPN_CONV_DEPTH (1)
+        3x3 convolutions of the RPN head (torchvision's v2: 2).
+    BOX_HEAD_CONVS (0), BOX_HEAD_FCS (2)
+        The box head: BOX_HEAD_CONVS normalized 3x3 convolutions on the pooled RoIs, then
+        BOX_HEAD_FCS (1 or 2) "fully connected" layers of FPN_CLASSIF_FC_LAYERS_SIZE
+        (Matterport: 0 and 2; torchvision's v2: 4 and 1).
     MIXED_PRECISION (None)
         "mixed_bfloat16" or "mixed_float16": the backbone, the FPN and the heads' convolutions
         compute in that type (Keras dtype policies; variables stay float32); boxes, NMS, RoI
@@ -346,6 +355,10 @@ class Config:
     RPN_ANCHOR_STYLE = "matterport"
     BOX_DECODING = "matterport"
     MASK_PASTE = None
+    FPN_NORM = None
+    RPN_CONV_DEPTH = 1
+    BOX_HEAD_CONVS = 0
+    BOX_HEAD_FCS = 2
 
     def __init__(self):
         """Compute the derived attributes and validate the configuration."""
@@ -388,7 +401,7 @@ class Config:
                      "TRAIN_ROIS_PER_IMAGE", "POOL_SIZE", "MASK_POOL_SIZE", "MAX_GT_INSTANCES",
                      "DETECTION_MAX_INSTANCES", "RPN_ANCHOR_STRIDE", "TOP_DOWN_PYRAMID_SIZE",
                      "FPN_CLASSIF_FC_LAYERS_SIZE", "MASK_HEAD_CHANNELS",
-                     "RPN_CONV_CHANNELS", "TENSORBOARD_IMAGE_COUNT"):
+                     "RPN_CONV_CHANNELS", "RPN_CONV_DEPTH", "TENSORBOARD_IMAGE_COUNT"):
             positive_int(name)
         if not isinstance(self.VALIDATION_STEPS, numbers.Integral) or self.VALIDATION_STEPS < 0:
             fail("VALIDATION_STEPS must be a non-negative integer, got {!r}".format(
@@ -457,6 +470,13 @@ class Config:
             if getattr(self, name) not in allowed:
                 fail("{} must be one of {}, got {!r}".format(name, allowed,
                                                              getattr(self, name)))
+        if self.FPN_NORM not in (None, "batch", "group"):
+            fail("FPN_NORM must be None, 'batch' or 'group', got {!r}".format(self.FPN_NORM))
+        if self.BOX_HEAD_FCS not in (1, 2):
+            fail("BOX_HEAD_FCS must be 1 or 2, got {!r}".format(self.BOX_HEAD_FCS))
+        if not isinstance(self.BOX_HEAD_CONVS, numbers.Integral) or self.BOX_HEAD_CONVS < 0:
+            fail("BOX_HEAD_CONVS must be a non-negative integer, got {!r}".format(
+                self.BOX_HEAD_CONVS))
         if self.MASK_PASTE not in (None,) + PASTE_MODES:
             fail("MASK_PASTE must be None or one of {}, got {!r}".format(PASTE_MODES,
                                                                       self.MASK_PASTE))
@@ -654,3 +674,15 @@ class TorchvisionMaskRCNNConfig(Config):
     DETECTION_MAX_INSTANCES = 100
     DETECTION_MULTI_LABEL = True
     MASK_PASTE = "torchvision"
+
+
+class TorchvisionMaskRCNNV2Config(TorchvisionMaskRCNNConfig):
+    """torchvision's ``maskrcnn_resnet50_fpn_v2`` (Li et al. 2021's improved recipe): as
+    TorchvisionMaskRCNNConfig, with BatchNorm after the FPN's convolutions, two 3x3
+    convolutions in the RPN head, a box head of four normalized 3x3 convolutions and one fully
+    connected layer, and BatchNorm in the mask head."""
+    NAME = "torchvision_v2_coco"
+    FPN_NORM = "batch"
+    RPN_CONV_DEPTH = 2
+    BOX_HEAD_CONVS = 4
+    BOX_HEAD_FCS = 1

@@ -38,8 +38,9 @@ import zipfile
 
 import numpy as np
 
-# The architectures the converter knows, with the Config that builds each in mrcnn.
-ARCHITECTURES = ("maskrcnn_resnet50_fpn",)
+# The architectures the converter knows (each built in mrcnn by its Config, see
+# torchvision_config).
+ARCHITECTURES = ("maskrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn_v2")
 
 # Key names of torchvision checkpoints before 0.13 (the published COCO weights use them) ->
 # the current ones.
@@ -129,10 +130,17 @@ class _Weights:
         self.layers[layer] = (kind, value, list(sources))
 
     def conv(self, layer, prefix, bias=True):
+        """bias: True (the tensor's), False (our layer has none), "zeros" (torchvision's
+        convolution before a BatchNorm has none; ours has one, set to 0)."""
         kernel = _hwio(self.take(prefix + ".weight"))
-        arrays = [kernel] + ([self.take(prefix + ".bias")] if bias else [])
-        self.add(layer, "plain", arrays, [prefix + ".weight"] + ([prefix + ".bias"] if bias
-                                                                  else []))
+        sources = [prefix + ".weight"]
+        arrays = [kernel]
+        if bias == "zeros":
+            arrays.append(np.zeros((kernel.shape[-1],), np.float32))
+        elif bias:
+            arrays.append(self.take(prefix + ".bias"))
+            sources.append(prefix + ".bias")
+        self.add(layer, "plain", arrays, sources)
 
     def batch_norm(self, layer, prefix):
         names = [prefix + s for s in (".weight", ".bias", ".running_mean", ".running_var")]
@@ -158,10 +166,15 @@ def _backbone(w, torch_layers):
             w.batch_norm("bn{}_branch1".format(name), prefix + ".downsample.1")
 
 
-def _fpn(w):
+def _fpn(w, v2):
+    """v2: each convolution without a bias, then BatchNorm (``<conv>_bn``)."""
     for i in range(4):
-        w.conv("fpn_c{0}p{0}".format(i + 2), "backbone.fpn.inner_blocks.{}.0".format(i))
-        w.conv("fpn_p{}".format(i + 2), "backbone.fpn.layer_blocks.{}.0".format(i))
+        for layer, block in (("fpn_c{0}p{0}".format(i + 2), "inner_blocks"),
+                             ("fpn_p{}".format(i + 2), "layer_blocks")):
+            prefix = "backbone.fpn.{}.{}".format(block, i)
+            w.conv(layer, prefix + ".0", bias="zeros" if v2 else True)
+            if v2:
+                w.batch_norm(layer + "_bn", prefix + ".1")
 
 
 def _anchor_order(anchor_ratios):
@@ -181,6 +194,10 @@ def _anchor_order(anchor_ratios):
 
 def _rpn(w, anchor_ratios):
     w.conv("rpn_conv_shared", "rpn.head.conv.0.0")
+    depth = 1
+    while "rpn.head.conv.{}.0.weight".format(depth) in w.state:   # v2: 2 convolutions
+        depth += 1
+        w.conv("rpn_conv_shared_{}".format(depth), "rpn.head.conv.{}.0".format(depth - 1))
     logits = w.take("rpn.head.cls_logits.weight")[:, :, 0, 0]      # [A, C]
     logit_bias = w.take("rpn.head.cls_logits.bias")                 # [A]
     deltas = w.take("rpn.head.bbox_pred.weight")[:, :, 0, 0]       # [4A, C]
@@ -202,23 +219,32 @@ def _rpn(w, anchor_ratios):
           ["rpn.head.bbox_pred.weight", "rpn.head.bbox_pred.bias"])
 
 
-def _box_head(w):
-    fc6 = w.take("roi_heads.box_head.fc6.weight")                   # [out, C * P * P]
+def _box_head(w, v2):
+    """v1: TwoMLPHead (fc6, fc7); v2: FastRCNNConvFCHead (4 x conv + BatchNorm, one linear
+    layer, ``box_head.5``)."""
+    first = "roi_heads.box_head.5" if v2 else "roi_heads.box_head.fc6"
+    if v2:
+        for i in range(4):
+            prefix = "roi_heads.box_head.{}".format(i)
+            w.conv("mrcnn_box_conv{}".format(i + 1), prefix + ".0", bias="zeros")
+            w.batch_norm("mrcnn_box_bn{}".format(i + 1), prefix + ".1")
+    fc6 = w.take(first + ".weight")                                 # [out, C * P * P]
     channels = w.state["backbone.fpn.layer_blocks.0.0.weight"].shape[0]
     pool = int(round(math.sqrt(fc6.shape[1] / channels)))
     if channels * pool * pool != fc6.shape[1]:
-        raise ConversionError("roi_heads.box_head.fc6.weight {} does not read a [{}, P, P] "
-                              "RoI".format(fc6.shape, channels))
+        raise ConversionError("{}.weight {} does not read a [{}, P, P] RoI".format(
+            first, fc6.shape, channels))
     # PyTorch flattens [C, P, P] channels first: reshaping restores the kernel's axes.
     kernel = fc6.reshape(fc6.shape[0], channels, pool, pool)
-    w.add("mrcnn_class_conv1", "plain", [_hwio(kernel), w.take("roi_heads.box_head.fc6.bias")],
-          ["roi_heads.box_head.fc6.weight", "roi_heads.box_head.fc6.bias"])
-    fc7 = w.take("roi_heads.box_head.fc7.weight")
-    w.add("mrcnn_class_conv2", "plain", [fc7.T[None, None].copy(),
-                                         w.take("roi_heads.box_head.fc7.bias")],
-          ["roi_heads.box_head.fc7.weight", "roi_heads.box_head.fc7.bias"])
-    for layer, size in (("mrcnn_class_bn1", fc6.shape[0]), ("mrcnn_class_bn2", fc7.shape[0])):
-        w.add(layer, "identity_bn", size, [])
+    w.add("mrcnn_class_conv1", "plain", [_hwio(kernel), w.take(first + ".bias")],
+          [first + ".weight", first + ".bias"])
+    w.add("mrcnn_class_bn1", "identity_bn", fc6.shape[0], [])
+    if not v2:
+        fc7 = w.take("roi_heads.box_head.fc7.weight")
+        w.add("mrcnn_class_conv2", "plain", [fc7.T[None, None].copy(),
+                                             w.take("roi_heads.box_head.fc7.bias")],
+              ["roi_heads.box_head.fc7.weight", "roi_heads.box_head.fc7.bias"])
+        w.add("mrcnn_class_bn2", "identity_bn", fc7.shape[0], [])
     scores = w.take("roi_heads.box_predictor.cls_score.weight")     # [classes, fc]
     w.add("mrcnn_class_logits", "plain",
           [scores.T.copy(), w.take("roi_heads.box_predictor.cls_score.bias")],
@@ -230,12 +256,17 @@ def _box_head(w):
           ["roi_heads.box_predictor.bbox_pred.weight", "roi_heads.box_predictor.bbox_pred.bias"])
 
 
-def _mask_head(w):
+def _mask_head(w, v2):
+    """v1: convolutions with a bias, no normalization (identity BatchNorm here); v2:
+    convolutions without a bias, then BatchNorm."""
     for i in range(4):
-        prefix = "roi_heads.mask_head.{}.0".format(i)
-        w.conv("mrcnn_mask_conv{}".format(i + 1), prefix)
-        w.add("mrcnn_mask_bn{}".format(i + 1), "identity_bn",
-              w.state[prefix + ".weight"].shape[0], [])
+        prefix = "roi_heads.mask_head.{}".format(i)
+        w.conv("mrcnn_mask_conv{}".format(i + 1), prefix + ".0", bias="zeros" if v2 else True)
+        if v2:
+            w.batch_norm("mrcnn_mask_bn{}".format(i + 1), prefix + ".1")
+        else:
+            w.add("mrcnn_mask_bn{}".format(i + 1), "identity_bn",
+                  w.state[prefix + ".0.weight"].shape[0], [])
     deconv = w.take("roi_heads.mask_predictor.conv5_mask.weight")   # [in, out, kh, kw]
     w.add("mrcnn_mask_deconv", "plain",
           [np.ascontiguousarray(np.transpose(deconv, (2, 3, 1, 0))),
@@ -245,14 +276,10 @@ def _mask_head(w):
     w.conv("mrcnn_mask", "roi_heads.mask_predictor.mask_fcn_logits")
 
 
-def check_architecture(state_dict):
-    """Raise ConversionError for state dicts of other torchvision detectors."""
+def architecture_of(state_dict):
+    """"maskrcnn_resnet50_fpn" or "maskrcnn_resnet50_fpn_v2" (a 4-conv box head with
+    BatchNorm) from a state dict's names; ConversionError for other torchvision detectors."""
     keys = set(state_dict)
-    if any(k.startswith("roi_heads.box_head.0.") for k in keys) or \
-            "rpn.head.conv.1.0.weight" in keys:
-        raise ConversionError(
-            "this is torchvision's maskrcnn_resnet50_fpn_v2 (a 4-conv box head and a 2-conv "
-            "RPN head with BatchNorm): not supported yet, only maskrcnn_resnet50_fpn")
     if any(k.startswith("roi_heads.keypoint") for k in keys):
         raise ConversionError("this is a torchvision Keypoint R-CNN, not a Mask R-CNN")
     if not any(k.startswith("roi_heads.mask_") for k in keys):
@@ -261,10 +288,14 @@ def check_architecture(state_dict):
     if not any(k.startswith("backbone.body.") for k in keys):
         raise ConversionError("the state dict has no backbone.body tensors: not a torchvision "
                               "detection model")
+    if any(k.startswith("roi_heads.box_head.0.") for k in keys):
+        return "maskrcnn_resnet50_fpn_v2"
+    return "maskrcnn_resnet50_fpn"
 
 
 def torchvision_layer_weights(state_dict, anchor_ratios=(2, 1, 0.5)):
-    """torchvision Mask R-CNN state dict -> {mrcnn layer name: (kind, value, sources)}.
+    """torchvision Mask R-CNN state dict (v1 or v2, see :func:`architecture_of`) -> {mrcnn
+    layer name: (kind, value, sources)}.
 
     anchor_ratios: the model's RPN_ANCHOR_RATIOS (width/height). kind "plain": value is the
     layer's weight list; "bn": (gamma, beta, mean, var) with torchvision's epsilon; and
@@ -272,13 +303,13 @@ def torchvision_layer_weights(state_dict, anchor_ratios=(2, 1, 0.5)):
     unused or missing.
     """
     state = modern_keys(state_dict)
-    check_architecture(state)
+    v2 = architecture_of(state) == "maskrcnn_resnet50_fpn_v2"
     w = _Weights(state)
     _backbone(w, state)
-    _fpn(w)
+    _fpn(w, v2)
     _rpn(w, anchor_ratios)
-    _box_head(w)
-    _mask_head(w)
+    _box_head(w, v2)
+    _mask_head(w, v2)
     unused = sorted(k for k in state if k not in w.used and not _IGNORED.search(k))
     if unused:
         raise ConversionError("{} tensors of the state dict have no place in mrcnn's Mask "
@@ -341,26 +372,33 @@ def load_torchvision_state_dict(keras_model, state_dict, anchor_ratios=(2, 1, 0.
 
 def torchvision_config(arch="maskrcnn_resnet50_fpn"):
     """The Config instance that builds ``arch`` in mrcnn."""
-    from mrcnn.config import TorchvisionMaskRCNNConfig
+    from mrcnn.config import TorchvisionMaskRCNNConfig, TorchvisionMaskRCNNV2Config
 
-    if arch not in ARCHITECTURES:
-        raise ConversionError("unknown architecture {!r}; known: {}{}".format(
-            arch, ", ".join(ARCHITECTURES), " (maskrcnn_resnet50_fpn_v2 is not supported yet)"
-            if arch == "maskrcnn_resnet50_fpn_v2" else ""))
-    return TorchvisionMaskRCNNConfig()
+    configs = {"maskrcnn_resnet50_fpn": TorchvisionMaskRCNNConfig,
+               "maskrcnn_resnet50_fpn_v2": TorchvisionMaskRCNNV2Config}
+    if arch not in configs:
+        raise ConversionError("unknown architecture {!r}; known: {}".format(
+            arch, ", ".join(ARCHITECTURES)))
+    return configs[arch]()
 
 
-def convert_torchvision(in_path, out_path, arch="maskrcnn_resnet50_fpn", config=None):
+def convert_torchvision(in_path, out_path, arch=None, config=None):
     """Convert a torchvision Mask R-CNN ``.pth`` (or ``.npz``) into an mrcnn ``.h5``.
 
-    config: the Config the weights are for (default ``TorchvisionMaskRCNNConfig``; a subclass
-    with NUM_CLASSES of a fine-tuned model). The ``.h5`` is written only when every tensor
-    fits. Returns the config.
+    arch: what the file must hold (None: either architecture, told by its names); config:
+    the Config the weights are for (default ``TorchvisionMaskRCNNConfig`` or ``...V2Config``
+    by the architecture; a subclass with NUM_CLASSES of a fine-tuned model). The ``.h5`` is
+    written only when every tensor fits. Returns the config.
     """
     from mrcnn import model as modellib
 
-    config = config or torchvision_config(arch)
     state_dict = read_state_dict(in_path)
+    if config is None:
+        found = architecture_of(modern_keys(state_dict))
+        if arch is not None and found != arch:
+            raise ConversionError("{}: a {} state dict, not {} (--arch)".format(
+                in_path, found, arch))
+        config = torchvision_config(found)
     with tempfile.TemporaryDirectory() as model_dir:
         model = modellib.MaskRCNN("inference", config, model_dir)
         try:
@@ -381,7 +419,9 @@ def main(argv=None):
     tv = sub.add_parser("torchvision", help="a torchvision Mask R-CNN state dict")
     tv.add_argument("input", help="the .pth (needs torch) or an .npz of its tensors")
     tv.add_argument("output", help="the .h5 to write")
-    tv.add_argument("--arch", default="maskrcnn_resnet50_fpn", help="torchvision model name")
+    tv.add_argument("--arch", default=None, choices=ARCHITECTURES,
+                    help="the torchvision model the file must hold (default: told by its "
+                         "tensor names)")
     tv.add_argument("--config", default=None,
                     help="module:ConfigClass of the model (default "
                          "mrcnn.config:TorchvisionMaskRCNNConfig)")

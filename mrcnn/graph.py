@@ -104,7 +104,7 @@ def build_features(input_image, config):
                                              zero_init=config.ZERO_INIT_RESIDUAL,
                                              style=config.RESNET_STYLE)
         P2, P3, P4, P5, P6 = fpn_graph(C2, C3, C4, C5, config.TOP_DOWN_PYRAMID_SIZE,
-                                       config.NORM)
+                                       config.NORM, config.FPN_NORM, train_bn)
     return [P2, P3, P4, P5, P6], [P2, P3, P4, P5]
 
 
@@ -115,7 +115,7 @@ def build_rpn(feature_maps, anchors, config, training, image_meta=None):
     """
     rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS),
                           config.TOP_DOWN_PYRAMID_SIZE, compute_dtype=config.MIXED_PRECISION,
-                          channels=config.RPN_CONV_CHANNELS)
+                          channels=config.RPN_CONV_CHANNELS, convs=config.RPN_CONV_DEPTH)
     level_outputs = [rpn([p]) for p in feature_maps]
     out = {name: KL.Concatenate(axis=1, name=name)([o[i] for o in level_outputs])
            for i, name in enumerate(["rpn_class_logits", "rpn_class", "rpn_bbox"])}

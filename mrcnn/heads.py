@@ -52,14 +52,17 @@ class RoiDistributed(layers.Wrapper):
 
 def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
                          fc_layers_size=1024, norm="batch", compute_dtype=None,
-                         roi_align=None):
+                         roi_align=None, convs=0, fcs=2):
     """Classifier and box regression head.
 
     rois: [batch, num_rois, (y1, x1, y2, x2)] normalized; feature_maps: [P2, P3, P4, P5].
     compute_dtype: a mixed dtype policy for the two "fully connected" convolutions
     (Config.MIXED_PRECISION); the logits, softmax and box deltas are float32. roi_align: the
     RoIAlign options of ``PyramidROIAlign`` ({} or None: Matterport's; see
-    ``roi_align.roi_align_options``).
+    ``roi_align.roi_align_options``). convs: 3x3 convolutions (each normalized, ReLU) on the
+    pooled RoIs before the "fully connected" layers (``mrcnn_box_conv{i}``, ``mrcnn_box_bn{i}``;
+    Config.BOX_HEAD_CONVS, torchvision's v2 head has 4); fcs: 2 "fully connected" layers
+    (Matterport's) or 1 (torchvision's v2; Config.BOX_HEAD_FCS).
     Returns:
         logits: [batch, num_rois, NUM_CLASSES] (before softmax)
         probs: [batch, num_rois, NUM_CLASSES]
@@ -70,13 +73,21 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
         [rois, image_meta] + feature_maps)                   # [B, R, pool, pool, C]
     # Two "fully connected" layers as convolutions: a pool x pool conv then a 1x1 conv.
     with precision.compute_scope(compute_dtype):
+        channels = x.shape[-1]
+        for i in range(1, convs + 1):
+            x = RoiDistributed(layers.Conv2D(channels, (3, 3), padding="same"),
+                               name="mrcnn_box_conv{}".format(i))(x)
+            x = RoiDistributed(normalization(norm, train_bn), name="mrcnn_box_bn{}".format(i))(x)
+            x = layers.Activation("relu")(x)
         x = RoiDistributed(layers.Conv2D(fc_layers_size, (pool_size, pool_size),
                                          padding="valid"), name="mrcnn_class_conv1")(x)
         x = RoiDistributed(normalization(norm, train_bn), name="mrcnn_class_bn1")(x)
         x = layers.Activation("relu")(x)
-        x = RoiDistributed(layers.Conv2D(fc_layers_size, (1, 1)), name="mrcnn_class_conv2")(x)
-        x = RoiDistributed(normalization(norm, train_bn), name="mrcnn_class_bn2")(x)
-        x = layers.Activation("relu")(x)
+        if fcs == 2:
+            x = RoiDistributed(layers.Conv2D(fc_layers_size, (1, 1)),
+                               name="mrcnn_class_conv2")(x)
+            x = RoiDistributed(normalization(norm, train_bn), name="mrcnn_class_bn2")(x)
+            x = layers.Activation("relu")(x)
     shared = layers.Reshape((-1, fc_layers_size), name="pool_squeeze")(x)   # [B, R, fc]
 
     logits = RoiDistributed(layers.Dense(num_classes), name="mrcnn_class_logits")(shared)
@@ -125,7 +136,8 @@ def classifier_head(rois, feature_maps, image_meta, config):
                                 config.NUM_CLASSES, train_bn=config_train_bn(config),
                                 fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE,
                                 norm=config.NORM, compute_dtype=config.MIXED_PRECISION,
-                                roi_align=roi_align_options(config))
+                                roi_align=roi_align_options(config),
+                                convs=config.BOX_HEAD_CONVS, fcs=config.BOX_HEAD_FCS)
 
 
 def mask_head(rois, feature_maps, image_meta, config):

@@ -33,10 +33,15 @@ def torchvision_stages(model, image):
     labels [D], scores [D] and mask_logits [D, 28, 28] (the label's channel) of the
     detections. Boxes are pixels of the molded image."""
     km = model.keras_model
-    names = list(FPN_STAGES.values()) + ["ROI", "mrcnn_class_logits", "mrcnn_bbox",
-                                         "mrcnn_detection", "mrcnn_mask"]
+    layer_names = {layer.name for layer in km.layers}
+    # A normalized FPN's maps are its normalization layers' outputs (Config.FPN_NORM).
+    fpn = {n: next((n + s for s in ("_bn", "_gn") if n + s in layer_names), n)
+           for n in FPN_STAGES.values()}
+    names = list(fpn.values()) + ["ROI", "mrcnn_class_logits", "mrcnn_bbox",
+                                  "mrcnn_detection", "mrcnn_mask"]
     out = {k: v[0] for k, v in model.run_graph(
         [image], [(n, km.get_layer(n).output) for n in names]).items()}
+    out.update({n: out[layer] for n, layer in fpn.items()})
     shape = model.mold_inputs([image])[0].shape[1:3]
     rpn = km.get_layer("rpn_model")
     logits, _, deltas = (np.concatenate([rpn([out[n][np.newaxis]])[k].numpy()[0]

@@ -9,12 +9,14 @@ from mrcnn.config import BOX_DECODINGS
 
 
 def build_rpn_model(anchor_stride, anchors_per_location, depth, compute_dtype=None,
-                    channels=512):
+                    channels=512, convs=1):
     """The RPN head as a nested model ``rpn_model`` shared by every pyramid level.
 
     compute_dtype: a mixed dtype policy for the shared 3x3 convolution (Config.MIXED_PRECISION);
     the class and box outputs are float32 whatever it is. channels: width of the shared 3x3
-    convolution (Config.RPN_CONV_CHANNELS; Matterport's 512).
+    convolution (Config.RPN_CONV_CHANNELS; Matterport's 512); convs: how many such 3x3
+    convolutions (Config.RPN_CONV_DEPTH; torchvision's v2 head has 2), the first
+    ``rpn_conv_shared``, the next ``rpn_conv_shared_2``...
     Input: a feature map [batch, height, width, depth].
     Outputs:
         rpn_class_logits: [batch, H * W * anchors_per_location, 2] (BG/FG logits)
@@ -25,6 +27,9 @@ def build_rpn_model(anchor_stride, anchors_per_location, depth, compute_dtype=No
     shared = layers.Conv2D(channels, (3, 3), padding="same", activation="relu",
                            strides=anchor_stride, name="rpn_conv_shared",
                            dtype=compute_dtype)(feature_map)
+    for i in range(2, convs + 1):
+        shared = layers.Conv2D(channels, (3, 3), padding="same", activation="relu",
+                               name="rpn_conv_shared_{}".format(i), dtype=compute_dtype)(shared)
     x = layers.Conv2D(2 * anchors_per_location, (1, 1), padding="valid", activation="linear",
                       name="rpn_class_raw")(shared)
     rpn_class_logits = layers.Reshape((-1, 2), name="rpn_class_logits_flat")(x)

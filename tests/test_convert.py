@@ -1,10 +1,11 @@
 """mrcnn.convert: torchvision's Mask R-CNN state dict in mrcnn, checked stage by stage against
 torchvision's own forward pass.
 
-The reference (tests/data/torchvision_maskrcnn_reference.npz, made by
-tests/data/make_torchvision_reference.py with torch 2.14 / torchvision 0.29) is a small
-torchvision ``MaskRCNN`` (torchvision's modules at 1/8 of the widths) with random weights, and
-the outputs of each of its stages on two images. No torch is needed here.
+The references (tests/data/torchvision_maskrcnn_reference.npz and ..._v2_reference.npz, made
+by tests/data/make_torchvision_reference.py with torch 2.14 / torchvision 0.29) are small
+torchvision ``MaskRCNN`` models (torchvision's modules at 1/8 of the widths, assembled as
+``maskrcnn_resnet50_fpn`` and ``maskrcnn_resnet50_fpn_v2`` assemble them) with random weights,
+and the outputs of each of their stages on two images. No torch is needed here.
 """
 
 import os
@@ -14,17 +15,32 @@ import pytest
 
 from mrcnn import convert, parity, utils
 from mrcnn import model as modellib
-from tiny import TorchvisionSmallConfig
+from tiny import TorchvisionSmallConfig, TorchvisionSmallV2Config
 
-REFERENCE = os.path.join(os.path.dirname(__file__), "data",
-                         "torchvision_maskrcnn_reference.npz")
+DATA = os.path.join(os.path.dirname(__file__), "data")
+# The parity tests run on both; the converter's other tests on v1.
+VERSIONS = {"v1": ("torchvision_maskrcnn_reference.npz", TorchvisionSmallConfig),
+            "v2": ("torchvision_maskrcnn_v2_reference.npz", TorchvisionSmallV2Config)}
 XYXY = parity.XYXY
 
 
-@pytest.fixture(scope="module")
-def reference():
-    with np.load(REFERENCE) as data:
+def load_reference(version):
+    with np.load(os.path.join(DATA, VERSIONS[version][0])) as data:
         return {k: data[k] for k in data.files}
+
+
+def states(reference):
+    return {k[len("state/"):]: v for k, v in reference.items() if k.startswith("state/")}
+
+
+@pytest.fixture(scope="module", params=sorted(VERSIONS))
+def version(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def reference(version):
+    return load_reference(version)
 
 
 def image_reference(reference, i):
@@ -33,17 +49,23 @@ def image_reference(reference, i):
 
 
 @pytest.fixture(scope="module")
-def state_dict(reference):
-    return {k[len("state/"):]: v for k, v in reference.items() if k.startswith("state/")}
+def converted(version, reference, tmp_path_factory):
+    config = VERSIONS[version][1]()
+    model = modellib.MaskRCNN("inference", config, str(tmp_path_factory.mktemp("tv")))
+    convert.load_torchvision_state_dict(model.keras_model, states(reference),
+                                        config.RPN_ANCHOR_RATIOS)
+    return model
 
 
 @pytest.fixture(scope="module")
-def converted(state_dict, tmp_path_factory):
-    config = TorchvisionSmallConfig()
-    model = modellib.MaskRCNN("inference", config, str(tmp_path_factory.mktemp("tv")))
-    convert.load_torchvision_state_dict(model.keras_model, state_dict,
-                                        config.RPN_ANCHOR_RATIOS)
-    return model
+def v1_reference():
+    return load_reference("v1")
+
+
+@pytest.fixture(scope="module")
+def state_dict(v1_reference):
+    """The v1 reference's state dict: what the converter's refusals and files are tested on."""
+    return states(v1_reference)
 
 
 @pytest.fixture(scope="module")
@@ -120,17 +142,19 @@ def write_npz(path, state):
     return str(path)
 
 
-def test_converted_h5_loads_and_needs_no_torch(converted, state_dict, reference, tmp_path):
+def test_converted_h5_loads_and_needs_no_torch(state_dict, v1_reference, tmp_path):
     source = write_npz(tmp_path / "state.npz", state_dict)
     out = tmp_path / "tv.h5"
     assert convert.main(["torchvision", source, str(out), "--config",
                          "tiny:TorchvisionSmallConfig"]) == 0
+    direct = modellib.MaskRCNN("inference", TorchvisionSmallConfig(), str(tmp_path))
+    convert.load_torchvision_state_dict(direct.keras_model, state_dict)
     model = modellib.MaskRCNN("inference", TorchvisionSmallConfig(), str(tmp_path))
     model.load_weights(str(out))
-    for x, y in zip(model.keras_model.weights, converted.keras_model.weights):
+    for x, y in zip(model.keras_model.weights, direct.keras_model.weights):
         np.testing.assert_array_equal(x.numpy(), y.numpy(), err_msg=x.path)
-    image = reference["image1/image"]
-    a, b = model.detect([image])[0], converted.detect([image])[0]
+    image = v1_reference["image1/image"]
+    a, b = model.detect([image])[0], direct.detect([image])[0]
     np.testing.assert_array_equal(a["class_ids"], b["class_ids"])
     # Two models of the same weights differ by oneDNN's float rounding (2.5e-6 seen).
     np.testing.assert_allclose(a["scores"], b["scores"], atol=1e-5)
@@ -182,8 +206,12 @@ def test_refuses_missing_and_unused_tensors(state_dict, tmp_path):
 def test_refuses_other_architectures(state_dict, tmp_path):
     faster = {k: v for k, v in state_dict.items() if "mask_" not in k}
     refuse(faster, tmp_path, "Faster R-CNN")
-    v2 = dict(state_dict, **{"roi_heads.box_head.0.0.weight": np.zeros((4, 4, 3, 3))})
-    refuse(v2, tmp_path, "maskrcnn_resnet50_fpn_v2", "not supported")
+    v2 = states(load_reference("v2"))
+    # A v2 state dict into a v1 model: the layers one has and the other lacks are named.
+    refuse(v2, tmp_path, "fpn_c2p2_bn", "mrcnn_class_conv2")
+    with pytest.raises(convert.ConversionError, match="maskrcnn_resnet50_fpn_v2 state dict"):
+        convert.convert_torchvision(write_npz(tmp_path / "v2.npz", v2), str(tmp_path / "x.h5"),
+                                    arch="maskrcnn_resnet50_fpn")
     wider = dict(state_dict)
     wider["roi_heads.box_head.fc7.weight"] = np.zeros((128, 64), np.float32)
     wider["roi_heads.box_head.fc7.bias"] = np.zeros((128,), np.float32)
@@ -217,6 +245,9 @@ def test_pth_without_torch_says_what_to_install(tmp_path):
     assert convert.main(["torchvision", str(path), str(tmp_path / "x.h5")]) == 2
 
 
-def test_unknown_architecture():
-    with pytest.raises(convert.ConversionError, match="not supported yet"):
-        convert.torchvision_config("maskrcnn_resnet50_fpn_v2")
+def test_architectures_and_their_configs(state_dict):
+    assert convert.architecture_of(state_dict) == "maskrcnn_resnet50_fpn"
+    assert convert.architecture_of(states(load_reference("v2"))) == "maskrcnn_resnet50_fpn_v2"
+    assert convert.torchvision_config("maskrcnn_resnet50_fpn_v2").BOX_HEAD_CONVS == 4
+    with pytest.raises(convert.ConversionError, match="unknown architecture"):
+        convert.torchvision_config("keypointrcnn_resnet50_fpn")

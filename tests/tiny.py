@@ -72,3 +72,12 @@ class TorchvisionSmallConfig(TorchvisionMaskRCNNConfig):
     RPN_CONV_CHANNELS = 32
     FPN_CLASSIF_FC_LAYERS_SIZE = 64
     MASK_HEAD_CHANNELS = 32
+
+
+class TorchvisionSmallV2Config(TorchvisionSmallConfig):
+    """The small reference model as maskrcnn_resnet50_fpn_v2 builds its parts."""
+    NAME = "torchvision_small_v2"
+    FPN_NORM = "batch"
+    RPN_CONV_DEPTH = 2
+    BOX_HEAD_CONVS = 4
+    BOX_HEAD_FCS = 1
