@@ -39,6 +39,8 @@ setup(
         "export": read_requirements("requirements-export.txt"),
         # imgaug does not import under NumPy 2; install it only where it works.
         "imgaug": ["imgaug"],
+        # Reading torchvision's .pth files for `python -m mrcnn.convert torchvision` only.
+        "torch": ["torch"],
     },
     # The command line of mrcnn.cli (also `python -m mrcnn`).
     entry_points={"console_scripts": ["mrcnn = mrcnn.cli:main"]},

@@ -1,8 +1,9 @@
-"""torchvision's full-size ``maskrcnn_resnet50_fpn`` against its conversion in mrcnn, live.
+"""torchvision's full-size ``maskrcnn_resnet50_fpn`` (or ``_v2``) against its conversion in
+mrcnn, live.
 
 Random weights (pretrained ones cannot be downloaded here; a real ``.pth`` converts the same
-way), spread as tests/data/make_torchvision_reference.py spreads them so that scores are well
-apart. On ``--images`` generated 800x1066 images (torchvision's resize keeps them; both pad
+way), drawn as tests/data/make_torchvision_reference.py draws them, then the heads' last layers
+scaled (:func:`calibrate`) so that scores are well apart and none saturates. On ``--images`` generated 800x1066 images (torchvision's resize keeps them; both pad
 them to 800x1088) it reports, per image, every stage's largest difference
 (``mrcnn.parity.compare_stages``), and the seconds per image of torchvision's forward pass
 (resize, normalization, paste included) and of ``detect()`` on the same CPU, in one run.
@@ -11,7 +12,8 @@ torch lives in another environment than TensorFlow here: the script runs itself 
 torch half (``--torch-python``), through files in a temporary folder.
 
     python benchmarks/torchvision_parity.py --torch-python /path/to/torch-venv/bin/python \\
-        [--images 3] [--runs 3] [--out results.json]
+        [--arch maskrcnn_resnet50_fpn | maskrcnn_resnet50_fpn_v2] [--images 3] [--runs 3] \\
+        [--out results.json]
 """
 
 import argparse
@@ -37,18 +39,49 @@ def _reference_module():
     return module
 
 
-def torch_half(workdir, images, runs):
+# The standard deviations the heads' outputs are scaled to: the small reference's (its
+# GAINS): scores well apart, none saturated (sigmoid(15) rounds to 1 in float32, and tied scores
+# have no defined order), moderate box deltas.
+OUTPUT_SPREAD = {"rpn.head.cls_logits": 1.0, "rpn.head.bbox_pred": 0.3,
+                 "roi_heads.box_predictor.cls_score": 2.0,
+                 "roi_heads.box_predictor.bbox_pred": 1.0}
+
+
+def calibrate(model, image):
+    """Scale the heads' last layers so that their outputs on ``image`` have OUTPUT_SPREAD's
+    standard deviations (the full-size model's features are far larger than the small
+    reference's, so the reference's fixed gains would saturate every score)."""
+    import torch
+
+    x = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
+    outputs = {}
+    hooks = [model.get_submodule(name).register_forward_hook(
+        lambda module, inputs, output, name=name: outputs.setdefault(name, []).append(output))
+        for name in OUTPUT_SPREAD]
+    with torch.no_grad():
+        model([x])
+    for hook in hooks:
+        hook.remove()
+    for name, target in OUTPUT_SPREAD.items():
+        std = torch.cat([o.flatten() for o in outputs[name]]).std().item()
+        module = model.get_submodule(name)
+        module.weight.data *= target / std
+        module.bias.data *= target / std
+
+
+def torch_half(workdir, images, runs, arch):
     """In the torch environment: the model, its state dict, every stage and its timings."""
     import numpy as np
     import torch
     import torchvision
-    from torchvision.models.detection import maskrcnn_resnet50_fpn
+    from torchvision.models import detection
 
     ref = _reference_module()
     torch.manual_seed(0)
-    model = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None)
+    model = getattr(detection, arch)(weights=None, weights_backbone=None)
     ref.randomize(model, torch.Generator().manual_seed(2026))
     model.eval()
+    calibrate(model, ref.smooth_image((HEIGHT, WIDTH), np.random.default_rng(1)))
     np.savez(os.path.join(workdir, "state.npz"),
              **{k: v.numpy() for k, v in model.state_dict().items()})
     rng = np.random.default_rng(7)
@@ -71,16 +104,15 @@ def torch_half(workdir, images, runs):
                    "threads": torch.get_num_threads(), "seconds": times}, f)
 
 
-def mrcnn_half(workdir, images, runs):
+def mrcnn_half(workdir, images, runs, arch):
     """In mrcnn's environment: convert, compare stage by stage, time detect()."""
     import numpy as np
 
     sys.path.insert(0, ROOT)
     from mrcnn import convert, parity
     from mrcnn import model as modellib
-    from mrcnn.config import TorchvisionMaskRCNNConfig
 
-    config = TorchvisionMaskRCNNConfig()
+    config = convert.torchvision_config(arch)
     model = modellib.MaskRCNN("inference", config, os.path.join(workdir, "logs"))
     start = time.perf_counter()
     convert.load_torchvision_state_dict(model.keras_model,
@@ -107,20 +139,24 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--torch-python", default=sys.executable,
                         help="a Python with torch and torchvision")
+    parser.add_argument("--arch", default="maskrcnn_resnet50_fpn",
+                        choices=["maskrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn_v2"])
     parser.add_argument("--images", type=int, default=3)
     parser.add_argument("--runs", type=int, default=3, help="timed calls per image")
     parser.add_argument("--out", default=None)
     parser.add_argument("--torch-half", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.torch_half:
-        torch_half(args.torch_half, args.images, args.runs)
+        torch_half(args.torch_half, args.images, args.runs, args.arch)
         return
     with tempfile.TemporaryDirectory() as workdir:
         subprocess.run([args.torch_python, os.path.abspath(__file__), "--torch-half", workdir,
-                        "--images", str(args.images), "--runs", str(args.runs)], check=True)
+                        "--images", str(args.images), "--runs", str(args.runs),
+                        "--arch", args.arch], check=True)
         with open(os.path.join(workdir, "torch.json")) as f:
             torch_results = json.load(f)
-        reports, times, convert_seconds = mrcnn_half(workdir, args.images, args.runs)
+        reports, times, convert_seconds = mrcnn_half(workdir, args.images, args.runs,
+                                                     args.arch)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _report import emit, machine
 
@@ -131,7 +167,7 @@ def main():
                           "detections_matched")}
     worst.update({k: min(r[k] for r in reports) for k in ("proposals_matched",
                                                           "detections_matched")})
-    emit({"benchmark": "torchvision_parity", "machine": machine(),
+    emit({"benchmark": "torchvision_parity", "arch": args.arch, "machine": machine(),
           "image": [HEIGHT, WIDTH], "images": args.images, "runs": args.runs,
           "torch": torch_results["torch"], "torchvision": torch_results["torchvision"],
           "torch_threads": torch_results["threads"],

@@ -191,11 +191,13 @@ def class_names_of(data):
 def resolve_weights(weights, config, logs):
     """(checkpoint path or the --weights choice, the run's recorded settings or None).
 
-    "last" is the newest checkpoint of ``config``'s NAME under ``logs``; a path must exist.
+    "last" is the newest checkpoint of ``config``'s NAME under ``logs``; a path must exist, and
+    so must the converted file of "torchvision" (``recipes.torchvision_weights_path``).
     The settings are ``recipes.read_run_settings``: the recipe and attributes of the run.
     """
     try:
-        recipes.check_weights_choice(weights)
+        if str(weights).lower() == "torchvision":
+            recipes.torchvision_weights_path()     # absent: say how to make it, before a model
         path = recipes.checkpoint_path(weights, config, logs)
     except ValueError as e:
         raise CommandError(str(e)) from e

@@ -475,9 +475,9 @@ def build_input_pipeline(dataset, config, shuffle=True, augmentation=None,
     options.deterministic = True
     # No tf.data autotuning: with it, deleting an iterator could wait, idle, for seconds for
     # tf.data's autotuning thread, and Keras deletes the validation iterator at every epoch's
-    # evaluation and the training iterator when fit() returns (docs/BENCHMARKS.md, "Issue 11,
-    # third pass": stalls of 7-11 s at many epoch ends of the demo's training). One map call
-    # per core and two batches prefetched gave the same throughput as autotuning
+    # evaluation and the training iterator when fit() returns (docs/benchmarks/history.md,
+    # "Issue 11, third pass": stalls of 7-11 s at many epoch ends of the demo's training). One
+    # map call per core and two batches prefetched gave the same throughput as autotuning
     # (benchmarks/input_pipeline.py), and a training step consumes far less than either.
     options.autotune.enabled = tf_data_autotune
     return ds.with_options(options)

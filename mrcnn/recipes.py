@@ -21,12 +21,28 @@ import numpy as np
 from mrcnn.config import Config
 
 # The weights a command line accepts besides a file path.
-WEIGHTS_CHOICES = ("coco", "imagenet", "last", "none")
+WEIGHTS_CHOICES = ("coco", "imagenet", "last", "none", "torchvision")
 
 WEIGHTS_HELP = ("'coco' (Matterport's COCO weights, mask_rcnn_coco.h5, downloaded when absent), "
-                "'last' (newest checkpoint under --logs), 'imagenet' (ResNet backbone only), "
-                "'none' (random initialization: every layer trains from the first step with the "
-                "from-scratch recipe) or the path of an .h5 file")
+                "'torchvision' (torchvision's COCO Mask R-CNN converted by python -m "
+                "mrcnn.convert into weights/mask_rcnn_torchvision_coco.h5, with its "
+                "architecture), 'last' (newest checkpoint under --logs), 'imagenet' (ResNet "
+                "backbone only), 'none' (random initialization: every layer trains from the "
+                "first step with the from-scratch recipe) or the path of an .h5 file")
+
+# --weights torchvision: the converted file (weights/README.md) and the attributes of
+# config.TorchvisionMaskRCNNConfig a model needs to take its weights and compute what they were
+# trained for (architecture, input normalization, box coding, RoIAlign, mask paste); the
+# config keeps its classes, image size, thresholds and training settings.
+TORCHVISION_WEIGHTS_FILE = "mask_rcnn_torchvision_coco.h5"
+TORCHVISION_NUM_CLASSES = 91
+TORCHVISION_ARCHITECTURE = (
+    "BACKBONE", "RESNET_STYLE", "MEAN_PIXEL", "PIXEL_STD", "TOP_DOWN_PYRAMID_SIZE", "FPN_NORM",
+    "RPN_CONV_CHANNELS", "RPN_CONV_DEPTH", "RPN_ANCHOR_RATIOS", "RPN_ANCHOR_STYLE",
+    "RPN_BBOX_STD_DEV", "BBOX_STD_DEV", "BOX_DECODING", "RPN_PROPOSALS_PER_LEVEL",
+    "ROI_ALIGN_SAMPLING_RATIO", "ROI_ALIGN_ALIGNED", "ROI_LEVEL_MAPPING", "POOL_SIZE",
+    "MASK_POOL_SIZE", "MASK_SHAPE", "FPN_CLASSIF_FC_LAYERS_SIZE", "BOX_HEAD_CONVS",
+    "BOX_HEAD_FCS", "MASK_HEAD_CHANNELS", "MASK_PASTE")
 
 # Layers whose shape depends on the number of classes: skipped when loading the COCO weights
 # into a model with another class count.
@@ -44,7 +60,7 @@ FROM_SCRATCH = {"NORM": "group", "OPTIMIZER": "adam", "LEARNING_RATE": 0.001,
 WARMUP_FRACTION = 0.1
 # The recipe attributes a run records beside its checkpoints, so that inference and a resumed
 # run rebuild the same model (GroupNorm weights do not load into BatchNorm layers).
-RECIPE_ATTRIBUTES = tuple(FROM_SCRATCH) + ("WARMUP_STEPS",)
+RECIPE_ATTRIBUTES = tuple(FROM_SCRATCH) + ("WARMUP_STEPS",) + TORCHVISION_ARCHITECTURE
 RUN_SETTINGS = "run_config.json"
 SCRATCH, PRETRAINED = "from_scratch", "pretrained"
 
@@ -104,7 +120,7 @@ def checkpoint_path(weights, config, logs_dir):
     choice = str(weights).lower()
     if choice == "last":
         return checkpoints.find_last(logs_dir, checkpoints.run_name(config))
-    if choice in WEIGHTS_CHOICES or choice == "torchvision":
+    if choice in WEIGHTS_CHOICES:
         return None
     return weights
 
@@ -112,7 +128,9 @@ def checkpoint_path(weights, config, logs_dir):
 def run_settings(config, attributes=None):
     """What a run records (:data:`RUN_SETTINGS`): its recipe (``SCRATCH``, ``PRETRAINED`` or
     None) and attributes: ``RECIPE_ATTRIBUTES`` of ``config`` and ``attributes``."""
-    recorded = {name: jsonable(getattr(config, name)) for name in RECIPE_ATTRIBUTES}
+    # Only plain data: a callable BACKBONE is the config class's own, never recorded.
+    recorded = {name: jsonable(getattr(config, name)) for name in RECIPE_ATTRIBUTES
+                if getattr(config, name) is None or jsonable(getattr(config, name)) is not None}
     recorded.update(attributes or {})
     return {"recipe": getattr(config, "_recipe", None), "attributes": recorded}
 
@@ -200,6 +218,11 @@ def training_plan(config_class, stages, weights, epochs=None, logs_dir=None, **o
         settings = read_run_settings(path) if path else None
     if settings:
         overrides = {**settings.get("attributes", {}), **overrides}
+    imposed = {k: v for k, v in torchvision_attributes(weights, config_class).items()
+               if k not in overrides}
+    if imposed:
+        print("torchvision's weights: its architecture ({})".format(", ".join(sorted(imposed))))
+        overrides = {**imposed, **overrides}
     if str(weights).lower() != "none" and (settings or {}).get("recipe") != SCRATCH:
         return type(config_class.__name__, (config_class,),
                     dict(overrides, _recipe=PRETRAINED))(), stages
@@ -268,20 +291,43 @@ def train_stages(model, train_dataset, val_dataset, stages, augmentation=None, s
         write_run_settings(model.log_dir, settings)
 
 
-def check_weights_choice(weights):
-    """ValueError for --weights torchvision: its conversion does not exist yet."""
-    if str(weights).lower() == "torchvision":
-        raise ValueError("--weights torchvision is not available yet: converting torchvision's "
-                         "Mask R-CNN weights is not implemented; use coco, imagenet, last, none "
-                         "or an .h5 path")
+def torchvision_attributes(weights, config=None):
+    """The attributes --weights ``weights`` imposes: TORCHVISION_ARCHITECTURE's values of
+    ``TorchvisionMaskRCNNConfig`` for "torchvision" (those ``config``, a class or instance,
+    already has left out), else none."""
+    if str(weights).lower() != "torchvision":
+        return {}
+    from mrcnn.config import TorchvisionMaskRCNNConfig
+
+    return {name: getattr(TorchvisionMaskRCNNConfig, name) for name in TORCHVISION_ARCHITECTURE
+            if config is None or not same_value(getattr(config, name), getattr(
+                TorchvisionMaskRCNNConfig, name))}
+
+
+def torchvision_weights_path(fallbacks=()):
+    """The converted torchvision COCO weights (``utils.find_weights``); FileNotFoundError
+    saying how to make them when there are none."""
+    from mrcnn import utils
+
+    path = utils.find_weights(TORCHVISION_WEIGHTS_FILE, fallbacks=fallbacks)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            "no {} (looked in $MRCNN_WEIGHTS_DIR and weights/{}); make it once, with torch "
+            "installed: curl -LO https://download.pytorch.org/models/"
+            "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth && python -m mrcnn.convert torchvision "
+            "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth {}".format(
+                TORCHVISION_WEIGHTS_FILE, "".join(", " + f for f in fallbacks), path))
+    return path
 
 
 def build_model(mode, config, weights, logs_dir, locate_coco):
     """A ``MaskRCNN`` in ``mode`` with a --weights choice applied.
 
-    weights: "coco", "last", "imagenet", "none" or a path (see ``WEIGHTS_HELP``); "torchvision"
-    is refused (its conversion does not exist yet). COCO weights skip the class-specific head
-    layers when ``config.NUM_CLASSES`` is not COCO's 81. locate_coco: a function returning the
+    weights: "coco", "torchvision", "last", "imagenet", "none" or a path (see
+    ``WEIGHTS_HELP``). "torchvision" builds the model with torchvision's architecture
+    (:func:`torchvision_attributes`; training configs have them from :func:`training_plan`).
+    COCO weights skip the class-specific head layers when ``config.NUM_CLASSES`` is not the
+    file's (81 for Matterport's, 91 for torchvision's). locate_coco: a function returning the
     path of ``mask_rcnn_coco.h5`` (downloading it when absent), called before the model is
     built so that a failed download fails fast. A checkpoint of an earlier run ("last" or its
     path) makes training resume after its epoch.
@@ -290,9 +336,13 @@ def build_model(mode, config, weights, logs_dir, locate_coco):
     """
     from mrcnn import model as modellib
 
-    check_weights_choice(weights)
     choice = str(weights).lower()
     path = locate_coco() if choice == "coco" else weights
+    if choice == "torchvision":
+        path = torchvision_weights_path()
+        attributes = torchvision_attributes(weights, config)
+        if attributes:
+            config = type(type(config).__name__, (type(config),), attributes)()
     model = modellib.MaskRCNN(mode=mode, config=config, model_dir=logs_dir)
     if choice == "none":
         print("Weights: none (random initialization)")
@@ -303,11 +353,33 @@ def build_model(mode, config, weights, logs_dir, locate_coco):
         return model
     if choice == "last":
         path = model.find_last()
-    exclude = COCO_HEAD_LAYERS if choice == "coco" and \
-        config.NUM_CLASSES != COCO_NUM_CLASSES else None
+    file_classes = {"coco": COCO_NUM_CLASSES, "torchvision": TORCHVISION_NUM_CLASSES}
+    exclude = COCO_HEAD_LAYERS if choice in file_classes and \
+        config.NUM_CLASSES != file_classes[choice] else None
+    run_file = os.path.join(os.path.dirname(os.path.abspath(str(path))), RUN_SETTINGS)
+    if choice not in file_classes and not os.path.isfile(run_file):
+        exclude = pretrained_exclusions(path, config)
     print("Loading weights", path)
     model.load_weights(path, by_name=True, exclude=exclude)
     return model
+
+
+def pretrained_exclusions(path, config):
+    """The class-specific layers to leave out when loading pretrained weights that are not a
+    run's checkpoint (no run_config.json beside them: a converted or downloaded file, to
+    fine-tune) into a model of another class count; None when the counts agree. A run's own
+    checkpoint of another class count stays an error: it is a wrong --config."""
+    from mrcnn import weights as weights_lib
+
+    if not os.path.isfile(str(path)):
+        return None      # load_weights says what is wrong with the path
+    classes = weights_lib.file_num_classes(path)
+    if classes is None or classes == config.NUM_CLASSES:
+        return None
+    print("{} was trained for {} classes, NUM_CLASSES is {}: its class-specific layers ({}) "
+          "are left out and start random".format(path, classes, config.NUM_CLASSES,
+                                                 ", ".join(COCO_HEAD_LAYERS)))
+    return COCO_HEAD_LAYERS
 
 
 def format_metrics(summary):

@@ -86,6 +86,22 @@ def read_weights_h5(filepath):
         return groups
 
 
+def file_num_classes(filepath):
+    """NUM_CLASSES of the model a weights file was saved from (the width of its
+    ``mrcnn_class_logits`` bias), or None when it has no such layer."""
+    try:
+        f = h5py.File(filepath, "r")
+    except OSError:
+        return None      # not an .h5: load_weights_h5 says so
+    with f:
+        root = f["model_weights"] if "model_weights" in f else f
+        if "mrcnn_class_logits" not in root:
+            return None
+        group = root["mrcnn_class_logits"]
+        names = [n for n in _decode(group.attrs.get("weight_names", [])) if "bias" in n]
+        return int(group[names[0]].shape[0]) if names else None
+
+
 def resnet_depth(layer_names):
     """"resnet50" or "resnet101" from the stage-4 blocks among layer names, else None."""
     blocks = {n[4] for n in layer_names if n.startswith("res4") and n.endswith("_branch2a")}

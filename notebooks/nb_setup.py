@@ -82,6 +82,10 @@ LOG_DIR = os.environ.get("MRCNN_NOTEBOOK_LOGS") or os.path.join(NOTEBOOK_DIR, "l
 from mrcnn import utils as _utils  # noqa: E402
 
 COCO_MODEL_PATH = _utils.find_weights("mask_rcnn_coco.h5", fallbacks=[ROOT_DIR])
+# torchvision's COCO weights converted by `python -m mrcnn.convert torchvision` (never made by
+# the notebooks: the conversion needs torch).
+TORCHVISION_MODEL_PATH = _utils.find_weights("mask_rcnn_torchvision_coco.h5",
+                                             fallbacks=[ROOT_DIR])
 
 # How much data and training each mode uses.
 if FAST:

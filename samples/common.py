@@ -27,7 +27,9 @@ DEFAULT_LOGS_DIR = os.path.join(ROOT_DIR, "logs")
 
 WEIGHTS_HELP = ("'coco' (Matterport's COCO weights, mask_rcnn_coco.h5 from weights/ "
                 "($MRCNN_WEIGHTS_DIR first), the repository root or --logs, downloaded into "
-                "weights/ when absent), 'last' (newest checkpoint under --logs), "
+                "weights/ when absent), 'torchvision' (torchvision's COCO Mask R-CNN converted "
+                "into weights/mask_rcnn_torchvision_coco.h5 by python -m mrcnn.convert, with "
+                "its architecture), 'last' (newest checkpoint under --logs), "
                 "'imagenet' (ResNet backbone only), 'none' (random initialization: every "
                 "layer trains from the first step with the from-scratch recipe) or the path of "
                 "an .h5 file")

@@ -7,7 +7,7 @@ and sizes of ``tiny.TinyConfig`` so that a training step takes well under a seco
 from samples.balloon.balloon import BalloonConfig
 from samples.coco.coco import CocoConfig
 from samples.nucleus.nucleus import NucleusConfig
-from tiny import tiny_backbone, tiny_backbone_shapes
+from tiny import TorchvisionSmallConfig, tiny_backbone, tiny_backbone_shapes
 
 
 class TinyMixin:
@@ -49,3 +49,24 @@ class TinyNucleusConfig(TinyMixin, NucleusConfig):
 class TinyCocoConfig(TinyMixin, CocoConfig):
     NAME = "coco_tiny"
     NUM_CLASSES = 1 + 2  # the test's COCO json has two categories
+
+
+class TinyTorchvisionBalloonConfig(TorchvisionSmallConfig):
+    """The balloon sample's classes on the small torchvision architecture of
+    tests/data/make_torchvision_reference.py: fine-tuning a converted model."""
+    NAME = "balloon_torchvision_tiny"
+    NUM_CLASSES = 1 + 1
+    IMAGE_RESIZE_MODE = "square"
+    IMAGE_MIN_DIM = 128
+    IMAGE_MAX_DIM = 128
+    IMAGES_PER_GPU = 1
+    STEPS_PER_EPOCH = 1
+    VALIDATION_STEPS = 1
+    TRAIN_ROIS_PER_IMAGE = 16
+    RPN_TRAIN_ANCHORS_PER_IMAGE = 64
+    MAX_GT_INSTANCES = 12
+    MINI_MASK_SHAPE = (28, 28)
+    POST_NMS_ROIS_TRAINING = 100
+    DETECTION_MIN_CONFIDENCE = 0.0
+    TENSORBOARD_IMAGES = False
+    CLASS_COLLAPSE_WARNING = False

@@ -793,8 +793,53 @@ def test_training_plan_keeps_what_the_config_sets():
     assert stages == [("all", 40, 1.0)]
     assert (config.OPTIMIZER, config.LEARNING_RATE, config.WARMUP_STEPS) == ("SGD", 0.02, 7)
     assert (config.NORM, config.LR_SCHEDULE) == ("batch", "cosine")
-    with pytest.raises(ValueError, match="torchvision is not available yet"):
-        common.build_model("inference", TinyBalloonConfig(), "torchvision", "logs")
+
+
+def test_weights_torchvision_without_the_file_says_how_to_make_it(tmp_path, monkeypatch):
+    _weights_only_under(tmp_path, monkeypatch)
+    with pytest.raises(FileNotFoundError, match="mrcnn.convert torchvision"):
+        common.build_model("inference", TinyBalloonConfig(), "torchvision", str(tmp_path))
+    config, _ = common.training_config("sample_configs:TinyBalloonConfig", None, "torchvision",
+                                       balloon.TRAINING_STAGES, 1)
+    # torchvision's architecture and semantics, the sample's classes and image size.
+    assert (config.RESNET_STYLE, config.BOX_DECODING, config.NUM_CLASSES,
+            config.IMAGE_MAX_DIM) == ("torchvision", "torchvision", 2, 64)
+    assert recipes.run_settings(config)["attributes"]["RPN_ANCHOR_STYLE"] == "torchvision"
+
+
+def test_fine_tune_a_converted_torchvision_model(balloon_data, tmp_path):
+    """balloon.py train --weights <converted .h5>: the file's 5-class heads are left out,
+    the rest loads; the run then detects with its own checkpoint."""
+    from mrcnn import convert
+    from tiny import TorchvisionSmallConfig
+
+    reference = os.path.join(os.path.dirname(__file__), "data",
+                             "torchvision_maskrcnn_reference.npz")
+    with np.load(reference) as data:
+        np.savez(tmp_path / "state.npz", **{k[len("state/"):]: data[k] for k in data.files
+                                            if k.startswith("state/")})
+    converted = str(tmp_path / "converted.h5")
+    convert.convert_torchvision(str(tmp_path / "state.npz"), converted,
+                                config=TorchvisionSmallConfig())
+    root, _ = balloon_data
+    logs = tmp_path / "logs"
+    config = ["--config", "sample_configs:TinyTorchvisionBalloonConfig"]
+    checkpoint = balloon.main(["train", "--dataset", str(root), "--weights", converted,
+                               "--logs", str(logs), "--epochs", "1"] + config)
+    source = modellib.MaskRCNN("inference", TorchvisionSmallConfig(), str(tmp_path))
+    source.load_weights(converted)
+    tuned = modellib.MaskRCNN("inference", common.make_config(
+        "sample_configs:TinyTorchvisionBalloonConfig", None), str(tmp_path))
+    tuned.load_weights(checkpoint)
+    # The first stage trains the heads (and the FPN): the ResNet is the converted one.
+    for name in ("conv1", "bn_conv1", "res5b_branch2c", "bn5b_branch2c"):
+        for ours, theirs in zip(tuned.keras_model.get_layer(name).get_weights(),
+                                source.keras_model.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+    assert tuned.keras_model.get_layer("mrcnn_class_logits").get_weights()[1].shape == (2,)
+    out = balloon.main(["splash", "--weights", checkpoint, "--image",
+                        str(root / "val" / "val_0.png"), "--out", str(tmp_path)] + config)
+    assert os.path.isfile(out)
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLE_DATA))

@@ -163,9 +163,9 @@ class ScratchShapesConfig(ShapesConfig):
     FPN_CLASSIF_FC_LAYERS_SIZE = 256
     TOP_DOWN_PYRAMID_SIZE = 128
     # Mask head 64 wide, RPN convolution 256 and no L2 term: the step 19 % shorter in bfloat16,
-    # 30 % in float32, the same mAP (docs/BENCHMARKS.md, fifth and sixth passes). Matterport's
-    # L2 term divides each tensor's sum of squares by its size, so its gradient on a large
-    # kernel is ~1e-10 of the weight per step, yet it cost 7 % of the step.
+    # 30 % in float32, the same mAP (docs/benchmarks/history.md, fifth pass; docs/BENCHMARKS.md,
+    # sixth). Matterport's L2 term divides each tensor's sum of squares by its size, so its
+    # gradient on a large kernel is ~1e-10 of the weight per step, yet it cost 7 % of the step.
     MASK_HEAD_CHANNELS = 64
     RPN_CONV_CHANNELS = 256
     WEIGHT_DECAY = 0.0
@@ -447,7 +447,7 @@ def run_demo(args):
     timings = {}
     start = time.time()
     # No validation pass: the held-out evaluation below measures the model, and the
-    # validation graph's first trace alone took ~4 s (docs/BENCHMARKS.md, third pass).
+    # validation graph's first trace alone took ~4 s (docs/benchmarks/history.md, third pass).
     main(["train", "--weights", args.weights, "--epochs", str(args.epochs),
           "--lr-drop-epochs", str(args.lr_drop_epochs), "--train-images",
           str(args.train_images), "--no-epoch-pictures", "--validation-steps",
