@@ -34,6 +34,7 @@ import tensorflow as tf  # noqa: E402
 from _report import emit, machine  # noqa: E402
 from mrcnn import data  # noqa: E402
 from mrcnn import model as modellib  # noqa: E402
+from mrcnn import training  # noqa: E402
 from samples.shapes.shapes import ScratchShapesConfig, make_datasets  # noqa: E402
 
 
@@ -76,8 +77,8 @@ def main():
     args = parser.parse_args()
 
     if args.tf_data_autotune:
-        # train() builds both pipelines through this name (mrcnn.model imports it).
-        modellib.build_input_pipeline = functools.partial(data.build_input_pipeline,
+        # train() builds both pipelines through this name (mrcnn.training imports it).
+        training.build_input_pipeline = functools.partial(data.build_input_pipeline,
                                                           tf_data_autotune=True)
     config = type("Timed", (ScratchShapesConfig,), {
         "STEPS_PER_EPOCH": args.steps, "TENSORBOARD_IMAGES": False,

@@ -113,7 +113,8 @@ def postprocess_child(case, runs):
         molded, metas, windows = model.mold_inputs([image])
         outputs = model.keras_model.predict_on_batch(
             [molded, metas, model.anchor_cache.batch(molded)])
-        return outputs[0][0], outputs[3][0], image.shape, molded.shape[1:], windows[0]
+        return (outputs["detections"][0], outputs["mrcnn_mask"][0], image.shape,
+                molded.shape[1:], windows[0])
 
     def numpy_unmold(args):
         return model.unmold_detections(*args)

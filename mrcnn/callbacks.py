@@ -1,6 +1,6 @@
-"""Keras callbacks of ``MaskRCNN.train`` beyond checkpoints: detection pictures in TensorBoard."""
+"""Keras callbacks of ``MaskRCNN.train``: logs and checkpoints, and detection pictures in
+TensorBoard."""
 
-import copy
 import io
 import os
 
@@ -9,6 +9,17 @@ import tensorflow as tf
 
 from mrcnn import boxes as box_utils
 from mrcnn import evaluate, weights
+from mrcnn.checkpoints import CheckpointCallback
+
+
+def training_callbacks(mrcnn_model, val_dataset, make_inference_model):
+    """The callbacks of ``mrcnn_model.train()`` on the chief: TensorBoard logs and checkpoints
+    (``checkpoints.CheckpointCallback``) in its ``log_dir``, then :func:`detection_callbacks`.
+    make_inference_model: () -> inference MaskRCNN."""
+    return [keras.callbacks.TensorBoard(log_dir=mrcnn_model.log_dir, write_graph=False),
+            CheckpointCallback(mrcnn_model)] + detection_callbacks(
+        mrcnn_model.config, mrcnn_model.keras_model, val_dataset, mrcnn_model.log_dir,
+        make_inference_model)
 
 
 def detection_callbacks(config, keras_model, val_dataset, log_dir, make_inference_model):
@@ -22,16 +33,9 @@ def detection_callbacks(config, keras_model, val_dataset, log_dir, make_inferenc
 
 
 def inference_config(config, images_per_batch=1):
-    """A copy of a training config for detection: one device, ``images_per_batch`` images,
-    and 'pad64' instead of the training-only 'crop' mode."""
-    config = copy.copy(config)
-    config.GPU_COUNT = 1
-    config.IMAGES_PER_GPU = images_per_batch
-    if config.IMAGE_RESIZE_MODE == "crop":
-        config.IMAGE_RESIZE_MODE = "pad64"
-    config._compute()
-    config.validate()
-    return config
+    """A copy of a training config for detection: ``config.for_inference()`` with
+    ``images_per_batch`` images per batch (see ``Config.for_inference``)."""
+    return config.for_inference(IMAGES_PER_GPU=images_per_batch)
 
 
 def render_ground_truth_and_detections(image, gt_masks, gt_class_ids, result, class_names,

@@ -72,6 +72,20 @@ def new_run_dir(model_dir, name, now=None):
         return path
 
 
+def training_paths(model_dir, name, log_dir, claimed, worker_dir=None):
+    """(log_dir, checkpoint_path pattern) that a ``train()`` call writes in.
+
+    worker_dir: a worker's private directory (``distribute.worker_log_dir``; None on the
+    chief, the one process that writes in ``model_dir``). On the chief: the run's ``log_dir``
+    when the run has ``claimed`` it already (resumed from its checkpoint, or trained before),
+    else a new run directory claimed now (:func:`new_run_dir`).
+    """
+    if worker_dir is None and claimed:
+        return log_dir, checkpoint_pattern(log_dir, name)
+    log_dir = worker_dir or new_run_dir(model_dir, name)
+    return log_dir, checkpoint_pattern(log_dir, name)
+
+
 def _run_order(dir_name):
     """Sort key of run directories: by name, the n-th run of a minute (``_n``) after the first
     (``_10`` after ``_9``) and before the next minute's."""

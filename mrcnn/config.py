@@ -7,41 +7,17 @@ default value, so existing configuration classes keep working unchanged.
 
 import copy
 import importlib
-import numbers
 
 import numpy as np
 
 from mrcnn import image_meta
 
-# The five loss names; LOSS_WEIGHTS keys must be among these.
-LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss",
-              "mrcnn_bbox_loss", "mrcnn_mask_loss")
-
-RESIZE_MODES = ("none", "square", "pad64", "crop", "shortest_edge")
-
-OPTIMIZERS = ("sgd", "adam", "adamw")
-
-MASK_LOSSES = ("bce", "dice", "bce+dice")
-
-NORMS = ("batch", "frozen_batch", "group")
-
-# Config.DISTRIBUTE: None decides from GPU_COUNT and TF_CONFIG (see mrcnn.distribute).
-DISTRIBUTE_KINDS = (None, "mirrored", "multi_worker")
-
-MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
-
-# Config.ROI_LEVEL_MAPPING (see mrcnn.roi_align.roi_level).
-ROI_LEVEL_MAPPINGS = ("matterport", "torchvision")
-
-# Config.RESNET_STYLE (see mrcnn.backbone).
-RESNET_STYLES = ("matterport", "torchvision")
-
-# Config.RPN_ANCHOR_STYLE (see utils.generate_anchors) and Config.BOX_DECODING (see
-# box_ops.decode_pixel_boxes).
-ANCHOR_STYLES = ("matterport", "torchvision")
-# Config.MASK_PASTE (see mrcnn.postprocess.paste_mode).
-PASTE_MODES = ("resize", "aligned", "unaligned", "torchvision")
-BOX_DECODINGS = ("matterport", "torchvision")
+# The allowed values of the settings live with the checks (mrcnn.config_checks); they are
+# imported from here too.
+from mrcnn.config_checks import (ANCHOR_STYLES, BOX_DECODINGS, DISTRIBUTE_KINDS,  # noqa: F401
+                                 LOSS_NAMES, MASK_LOSSES, MIXED_PRECISION_POLICIES, NORMS,
+                                 OPTIMIZERS, PASTE_MODES, RESIZE_MODES, RESNET_STYLES,
+                                 ROI_LEVEL_MAPPINGS, VALIDATORS, config_train_bn)
 
 
 class Config:
@@ -386,202 +362,40 @@ class Config:
         return sorted(a for a in dir(self) if a.isupper() and not a.startswith("_"))
 
     def validate(self):
-        """Raise ``ValueError`` naming the attribute when the settings are inconsistent."""
-        def fail(message):
-            raise ValueError("{}: {}".format(type(self).__name__, message))
+        """Raise ``ValueError`` naming the attribute when the settings are inconsistent.
 
-        def positive_int(name):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                fail("{} must be a positive integer, got {!r}".format(name, value))
+        Each subsystem's attributes are checked by its validator (``mrcnn.config_checks``:
+        ``validate_run``, ``validate_input``, ``validate_backbone``, ``validate_rpn``,
+        ``validate_heads``, ``validate_detection``, ``validate_losses``,
+        ``validate_optimizer``, ``validate_devices``)."""
+        for check in VALIDATORS:
+            check(self)
 
-        for name in ("GPU_COUNT", "IMAGES_PER_GPU", "STEPS_PER_EPOCH", "NUM_CLASSES",
-                     "IMAGE_CHANNEL_COUNT", "RPN_TRAIN_ANCHORS_PER_IMAGE", "PRE_NMS_LIMIT",
-                     "POST_NMS_ROIS_TRAINING", "POST_NMS_ROIS_INFERENCE",
-                     "TRAIN_ROIS_PER_IMAGE", "POOL_SIZE", "MASK_POOL_SIZE", "MAX_GT_INSTANCES",
-                     "DETECTION_MAX_INSTANCES", "RPN_ANCHOR_STRIDE", "TOP_DOWN_PYRAMID_SIZE",
-                     "FPN_CLASSIF_FC_LAYERS_SIZE", "MASK_HEAD_CHANNELS",
-                     "RPN_CONV_CHANNELS", "RPN_CONV_DEPTH", "TENSORBOARD_IMAGE_COUNT"):
-            positive_int(name)
-        if not isinstance(self.VALIDATION_STEPS, numbers.Integral) or self.VALIDATION_STEPS < 0:
-            fail("VALIDATION_STEPS must be a non-negative integer, got {!r}".format(
-                self.VALIDATION_STEPS))
-
-        # Tuple-valued settings first: given a scalar (IMAGE_SCALE_RANGE = 1.5), the checks
-        # below and the code that reads them would fail with "cannot unpack non-iterable
-        # float" or "object of type 'int' has no len()", naming no attribute.
-        def sequence(name, length=None):
-            value = getattr(self, name)
-            if not (isinstance(value, (list, tuple, np.ndarray)) and np.ndim(value) == 1 and
-                    (length is None or len(value) == length) and
-                    all(isinstance(v, numbers.Real) and not isinstance(v, bool)
-                        for v in value)):
-                fail("{} must be a list or tuple of {}numbers, got {!r}".format(
-                    name, "{} ".format(length) if length else "", value))
-
-        for name, length in (("BACKBONE_STRIDES", None), ("RPN_ANCHOR_SCALES", None),
-                             ("RPN_ANCHOR_RATIOS", None), ("MEAN_PIXEL", None),
-                             ("RPN_BBOX_STD_DEV", 4), ("BBOX_STD_DEV", 4),
-                             ("MINI_MASK_SHAPE", 2), ("MASK_SHAPE", 2),
-                             ("LR_STEP_FRACTIONS", None)):
-            sequence(name, length)
-        if self.IMAGE_SCALE_RANGE is not None:
-            sequence("IMAGE_SCALE_RANGE", 2)
-        if not isinstance(self.LOSS_WEIGHTS, dict):
-            fail("LOSS_WEIGHTS must be a dict of loss name -> weight, got {!r}".format(
-                self.LOSS_WEIGHTS))
-
-        if self.IMAGE_RESIZE_MODE not in RESIZE_MODES:
-            fail("IMAGE_RESIZE_MODE must be one of {}, got {!r}".format(
-                RESIZE_MODES, self.IMAGE_RESIZE_MODE))
-        # Five stride-2 stages plus P6 mean the padded image side must divide by 2^6.
-        if self.IMAGE_RESIZE_MODE == "square" and self.IMAGE_MAX_DIM % 64:
-            fail("IMAGE_MAX_DIM must be divisible by 64 in 'square' mode (the backbone halves "
-                 "the image 6 times), got {}; use e.g. {}".format(
-                     self.IMAGE_MAX_DIM, max(64, 64 * round(self.IMAGE_MAX_DIM / 64))))
-        if self.IMAGE_RESIZE_MODE == "crop" and self.IMAGE_MIN_DIM % 64:
-            fail("IMAGE_MIN_DIM must be divisible by 64 in 'crop' mode, got {}".format(
-                self.IMAGE_MIN_DIM))
-        if self.IMAGE_MIN_DIM and self.IMAGE_MAX_DIM and self.IMAGE_MIN_DIM > self.IMAGE_MAX_DIM \
-                and self.IMAGE_RESIZE_MODE in ("square", "pad64", "shortest_edge"):
-            fail("IMAGE_MIN_DIM ({}) must not exceed IMAGE_MAX_DIM ({})".format(
-                self.IMAGE_MIN_DIM, self.IMAGE_MAX_DIM))
-
-        if self.PIXEL_STD is not None:
-            std = np.asarray(self.PIXEL_STD, dtype=np.float64)
-            if std.shape != (self.IMAGE_CHANNEL_COUNT,) or np.any(std <= 0) or \
-                    not np.all(np.isfinite(std)):
-                fail("PIXEL_STD must be None or IMAGE_CHANNEL_COUNT ({}) positive numbers, got "
-                     "{!r}".format(self.IMAGE_CHANNEL_COUNT, self.PIXEL_STD))
-        if not isinstance(self.ROI_ALIGN_SAMPLING_RATIO, numbers.Integral) or \
-                isinstance(self.ROI_ALIGN_SAMPLING_RATIO, bool) or \
-                self.ROI_ALIGN_SAMPLING_RATIO < 0:
-            fail("ROI_ALIGN_SAMPLING_RATIO must be 0 (Matterport's sampling) or a positive "
-                 "integer, got {!r}".format(self.ROI_ALIGN_SAMPLING_RATIO))
-        for name in ("ROI_ALIGN_ALIGNED", "RPN_PROPOSALS_PER_LEVEL", "DETECTION_MULTI_LABEL"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                fail("{} must be True or False, got {!r}".format(name, getattr(self, name)))
-        if self.RESNET_STYLE not in RESNET_STYLES:
-            fail("RESNET_STYLE must be one of {}, got {!r}".format(RESNET_STYLES,
-                                                                 self.RESNET_STYLE))
-        for name, allowed in (("ROI_LEVEL_MAPPING", ROI_LEVEL_MAPPINGS),
-                              ("RPN_ANCHOR_STYLE", ANCHOR_STYLES),
-                              ("BOX_DECODING", BOX_DECODINGS)):
-            if getattr(self, name) not in allowed:
-                fail("{} must be one of {}, got {!r}".format(name, allowed,
-                                                             getattr(self, name)))
-        if self.FPN_NORM not in (None, "batch", "group"):
-            fail("FPN_NORM must be None, 'batch' or 'group', got {!r}".format(self.FPN_NORM))
-        if self.BOX_HEAD_FCS not in (1, 2):
-            fail("BOX_HEAD_FCS must be 1 or 2, got {!r}".format(self.BOX_HEAD_FCS))
-        if not isinstance(self.BOX_HEAD_CONVS, numbers.Integral) or self.BOX_HEAD_CONVS < 0:
-            fail("BOX_HEAD_CONVS must be a non-negative integer, got {!r}".format(
-                self.BOX_HEAD_CONVS))
-        if self.MASK_PASTE not in (None,) + PASTE_MODES:
-            fail("MASK_PASTE must be None or one of {}, got {!r}".format(PASTE_MODES,
-                                                                      self.MASK_PASTE))
-        if self.MEAN_PIXEL.shape != (self.IMAGE_CHANNEL_COUNT,):
-            fail("MEAN_PIXEL has {} values but IMAGE_CHANNEL_COUNT is {}".format(
-                self.MEAN_PIXEL.size, self.IMAGE_CHANNEL_COUNT))
-        for name in ("RPN_BBOX_STD_DEV", "BBOX_STD_DEV"):
-            value = getattr(self, name)
-            if value.shape != (4,) or np.any(value <= 0):
-                fail("{} must be 4 positive numbers, got {!r}".format(name, value))
-
-        if len(self.RPN_ANCHOR_SCALES) != len(self.BACKBONE_STRIDES):
-            fail("RPN_ANCHOR_SCALES has {} scales but BACKBONE_STRIDES has {} levels; "
-                 "one anchor scale per pyramid level is needed".format(
-                     len(self.RPN_ANCHOR_SCALES), len(self.BACKBONE_STRIDES)))
-        if not len(self.RPN_ANCHOR_RATIOS) or any(r <= 0 for r in self.RPN_ANCHOR_RATIOS):
-            fail("RPN_ANCHOR_RATIOS must be positive numbers, got {!r}".format(
-                self.RPN_ANCHOR_RATIOS))
-
-        if callable(self.BACKBONE):
-            if self.COMPUTE_BACKBONE_SHAPE is None:
-                fail("a callable BACKBONE needs COMPUTE_BACKBONE_SHAPE (image_shape -> feature "
-                     "map shapes) to place the anchors")
-        elif self.BACKBONE not in ("resnet50", "resnet101"):
-            fail("BACKBONE must be 'resnet50', 'resnet101' or a callable, got {!r}".format(
-                self.BACKBONE))
-
-        if self.MIXED_PRECISION not in MIXED_PRECISION_POLICIES:
-            fail("MIXED_PRECISION must be one of {}, got {!r}".format(
-                MIXED_PRECISION_POLICIES, self.MIXED_PRECISION))
-        if list(self.MASK_SHAPE) != [2 * self.MASK_POOL_SIZE] * 2:
-            fail("MASK_SHAPE must be twice MASK_POOL_SIZE (the mask head upsamples once): "
-                 "MASK_POOL_SIZE={} needs MASK_SHAPE=[{}, {}], got {!r}".format(
-                     self.MASK_POOL_SIZE, 2 * self.MASK_POOL_SIZE, 2 * self.MASK_POOL_SIZE,
-                     self.MASK_SHAPE))
-        if len(self.MINI_MASK_SHAPE) != 2 or min(self.MINI_MASK_SHAPE) < 1:
-            fail("MINI_MASK_SHAPE must be (height, width), got {!r}".format(
-                self.MINI_MASK_SHAPE))
-
-        for name in ("ROI_POSITIVE_RATIO", "RPN_NMS_THRESHOLD", "DETECTION_MIN_CONFIDENCE",
-                     "DETECTION_NMS_THRESHOLD", "RPN_POSITIVE_IOU", "RPN_NEGATIVE_IOU",
-                     "ROI_POSITIVE_IOU", "DETECTION_MASK_THRESHOLD"):
-            value = getattr(self, name)
-            if not 0 <= value <= 1:
-                fail("{} must be in [0, 1], got {!r}".format(name, value))
-        if self.RPN_NEGATIVE_IOU > self.RPN_POSITIVE_IOU:
-            fail("RPN_NEGATIVE_IOU ({}) must not exceed RPN_POSITIVE_IOU ({})".format(
-                self.RPN_NEGATIVE_IOU, self.RPN_POSITIVE_IOU))
-
-        if self.LR_SCHEDULE not in (None, "step", "cosine"):
-            fail("LR_SCHEDULE must be None, 'step' or 'cosine', got {!r}".format(
-                self.LR_SCHEDULE))
-        if any(not 0 < f < 1 for f in self.LR_STEP_FRACTIONS) or \
-                list(self.LR_STEP_FRACTIONS) != sorted(self.LR_STEP_FRACTIONS):
-            fail("LR_STEP_FRACTIONS must be increasing fractions in (0, 1), got {!r}".format(
-                self.LR_STEP_FRACTIONS))
-        if not isinstance(self.WARMUP_STEPS, numbers.Integral) or self.WARMUP_STEPS < 0:
-            fail("WARMUP_STEPS must be a non-negative integer, got {!r}".format(
-                self.WARMUP_STEPS))
-        if self.IMAGE_SCALE_RANGE is not None:
-            low, high = self.IMAGE_SCALE_RANGE
-            if not 0 < low <= high or self.IMAGE_RESIZE_MODE != "square":
-                fail("IMAGE_SCALE_RANGE must be (low, high) with 0 < low <= high, in 'square' "
-                     "mode; got {!r} in {!r} mode".format(self.IMAGE_SCALE_RANGE,
-                                                         self.IMAGE_RESIZE_MODE))
-        if self.REPEAT_FACTOR_THRESHOLD is not None and not 0 < self.REPEAT_FACTOR_THRESHOLD <= 1:
-            fail("REPEAT_FACTOR_THRESHOLD must be in (0, 1], got {!r}".format(
-                self.REPEAT_FACTOR_THRESHOLD))
-        if self.DISTRIBUTE not in DISTRIBUTE_KINDS:
-            fail("DISTRIBUTE must be one of {}, got {!r}".format(DISTRIBUTE_KINDS,
-                                                              self.DISTRIBUTE))
-        if self.NORM not in NORMS:
-            fail("NORM must be one of {}, got {!r}".format(NORMS, self.NORM))
-        if self.ZERO_INIT_RESIDUAL and self.NORM != "group" and config_train_bn(self) is False:
-            fail("ZERO_INIT_RESIDUAL needs normalization that trains (TRAIN_BN True or None, "
-                 "or NORM 'group'): with NORM {!r} and TRAIN_BN {!r} the residual branches' "
-                 "scales would stay 0".format(self.NORM, self.TRAIN_BN))
-        if self.MASK_LOSS not in MASK_LOSSES:
-            fail("MASK_LOSS must be one of {}, got {!r}".format(MASK_LOSSES, self.MASK_LOSS))
-        weights = self.CLASS_WEIGHTS
-        if weights is not None and not isinstance(weights, str):
-            weights = np.asarray(weights, dtype=np.float64)
-            if weights.shape != (self.NUM_CLASSES,) or np.any(weights < 0) or \
-                    not np.all(np.isfinite(weights)):
-                fail("CLASS_WEIGHTS must hold NUM_CLASSES ({}) non-negative numbers, background "
-                     "first, got {!r}".format(self.NUM_CLASSES, self.CLASS_WEIGHTS))
-        elif weights not in (None, "balanced"):
-            fail("CLASS_WEIGHTS must be None, 'balanced' or a list of NUM_CLASSES numbers, got "
-                 "{!r}".format(weights))
-        if not self.USE_RPN_ROIS:
-            fail("USE_RPN_ROIS=False (training the heads on externally generated RoIs) is not "
-                 "supported; the heads train on RPN proposals")
-        if str(self.OPTIMIZER).lower() not in OPTIMIZERS:
-            fail("OPTIMIZER must be one of {}, got {!r}".format(OPTIMIZERS, self.OPTIMIZER))
-        unknown = set(self.LOSS_WEIGHTS) - set(LOSS_NAMES)
+    def for_inference(self, **overrides):
+        """A copy of this (training) config for detection: one device (GPU_COUNT 1), one image
+        per batch (IMAGES_PER_GPU 1), and 'pad64' (whole images padded to multiples of 64)
+        instead of the training-only 'crop' resize mode; then ``overrides`` (attribute name ->
+        value, e.g. ``IMAGES_PER_GPU=8``). The derived attributes are recomputed and the copy
+        validated; this config is left as it was."""
+        unknown = sorted(name for name in overrides if not (name.isupper() and
+                                                             hasattr(self, name)))
         if unknown:
-            fail("LOSS_WEIGHTS has unknown keys {}; valid keys are {}".format(
-                sorted(unknown), list(LOSS_NAMES)))
-        for name in ("LEARNING_RATE", "WEIGHT_DECAY", "LEARNING_MOMENTUM",
-                     "BACKBONE_LR_MULTIPLIER"):
-            if getattr(self, name) < 0:
-                fail("{} must not be negative, got {!r}".format(name, getattr(self, name)))
-        if self.GRADIENT_CLIP_NORM is not None and self.GRADIENT_CLIP_NORM <= 0:
-            fail("GRADIENT_CLIP_NORM must be positive or None, got {!r}".format(
-                self.GRADIENT_CLIP_NORM))
+            raise ValueError("{}: for_inference() got unknown attributes {}".format(
+                type(self).__name__, unknown))
+        config = copy.copy(self)
+        for name in config._attribute_names():
+            value = getattr(config, name)
+            if isinstance(value, (dict, list, np.ndarray)):
+                setattr(config, name, copy.deepcopy(value))   # not shared with this config
+        config.GPU_COUNT = 1
+        config.IMAGES_PER_GPU = 1
+        if config.IMAGE_RESIZE_MODE == "crop":
+            config.IMAGE_RESIZE_MODE = "pad64"
+        for name, value in overrides.items():
+            setattr(config, name, value)
+        config._compute()
+        config.validate()
+        return config
 
     def to_dict(self):
         """The configuration as a dict of attribute name -> value."""
@@ -593,11 +407,6 @@ class Config:
         for name, value in self.to_dict().items():
             print("{:30} {}".format(name, value))
         print("\n")
-
-
-def config_train_bn(config):
-    """The effective TRAIN_BN of a config: NORM "frozen_batch" freezes BatchNorm."""
-    return False if config.NORM == "frozen_batch" else config.TRAIN_BN
 
 
 def load_config_class(spec):

@@ -12,12 +12,14 @@
 Each replica trains on IMAGES_PER_GPU images per step, so a step takes IMAGES_PER_GPU x
 GPU_COUNT (= BATCH_SIZE) images on one machine and BATCH_SIZE x workers with several.
 The chief (the ``"chief"`` task, else worker 0) is the one process that writes checkpoints and
-TensorBoard logs: see :func:`is_chief`.
+TensorBoard logs: see :func:`is_chief`; the others log in a directory of their own
+(:func:`worker_log_dir`).
 """
 
 import contextlib
 import json
 import os
+import tempfile
 
 from mrcnn.config import DISTRIBUTE_KINDS
 
@@ -186,6 +188,25 @@ def is_chief(strategy=None, environ=None):
     """
     task_type, _, _ = _task(strategy, environ)
     return task_type is None or worker_index(strategy, environ) == 0
+
+
+@contextlib.contextmanager
+def worker_log_dir(strategy, environ=None):
+    """A context giving this worker's private log directory, or None on the chief.
+
+    Only the chief writes in ``model_dir`` (:func:`is_chief`; ``environ`` as there); another
+    worker's logs (of custom callbacks) go to a temporary directory of its own, removed on exit
+    when it is empty.
+    """
+    if is_chief(strategy, environ):
+        yield None
+        return
+    path = tempfile.mkdtemp(prefix="mrcnn_worker{}_".format(worker_index(strategy, environ)))
+    try:
+        yield path
+    finally:
+        if not os.listdir(path):
+            os.rmdir(path)
 
 
 def global_batch_size(config, strategy):

@@ -18,9 +18,9 @@ from mrcnn.config import load_config_class
 
 
 def inference_config(spec):
-    """An inference instance (one image per batch) of the Config class named by ``spec``."""
-    base = load_config_class(spec)
-    return type("Export" + base.__name__, (base,), {"GPU_COUNT": 1, "IMAGES_PER_GPU": 1})()
+    """An inference instance (one image per batch) of the Config class named by ``spec``
+    (``Config.for_inference``)."""
+    return load_config_class(spec)().for_inference()
 
 
 def main(argv=None):

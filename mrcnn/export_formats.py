@@ -86,7 +86,7 @@ class CoreGraph(tf.Module):
             return tf.repeat(tf.convert_to_tensor(x)[tf.newaxis], self.batch, axis=0)
         outputs = self.keras_model([batched(molded), batched(meta), batched(self.anchors)],
                                    training=False)
-        detections, masks = outputs[0][0], outputs[3][0]
+        detections, masks = outputs["detections"][0], outputs["mrcnn_mask"][0]
         if masks.shape[-1] == 1:    # MASK_CLASS_AGNOSTIC: one channel for every class
             class_masks = masks[..., 0]
         else:

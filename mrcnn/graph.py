@@ -18,6 +18,16 @@ from mrcnn.targets import DetectionTargetLayer
 from mrcnn.training import TrainingModel
 
 
+# The inference model's outputs, a dict (batch first): detections [DETECTION_MAX_INSTANCES,
+# (y1, x1, y2, x2, class_id, score)] normalized, zero rows after the last; mrcnn_class
+# [proposals, NUM_CLASSES] probabilities and mrcnn_bbox [proposals, NUM_CLASSES, 4] deltas of
+# the proposals; mrcnn_mask [DETECTION_MAX_INSTANCES, h, w, NUM_CLASSES (1 if class-agnostic)]
+# mask probabilities of the detections; rpn_rois [proposals, 4] normalized; rpn_class
+# [anchors, 2] and rpn_bbox [anchors, 4] of every anchor.
+INFERENCE_OUTPUTS = ("detections", "mrcnn_class", "mrcnn_bbox", "mrcnn_mask", "rpn_rois",
+                     "rpn_class", "rpn_bbox")
+
+
 class Parts:
     """The replaceable parts of the graph (torchvision-style constructor arguments).
 
@@ -178,7 +188,10 @@ def build_training_heads(inputs, rpn, feature_maps, config, parts):
 
 
 def build_inference_heads(inputs, rpn, feature_maps, config, parts):
-    """Classify the proposals, keep the detections, and run the mask head on them."""
+    """Classify the proposals, keep the detections, and run the mask head on them.
+
+    The model's outputs are a dict, read by name (see :data:`INFERENCE_OUTPUTS`).
+    """
     meta = inputs["input_image_meta"]
     _, class_probs, bbox = parts.classifier_head(rpn["rpn_rois"], feature_maps, meta, config)
     detections = DetectionLayer(config.DETECTION_MAX_INSTANCES,
@@ -191,6 +204,8 @@ def build_inference_heads(inputs, rpn, feature_maps, config, parts):
     detection_boxes = DetectionBoxes(name="detection_boxes")(detections)
     masks = heads.mask_probabilities(parts.mask_head(detection_boxes, feature_maps, meta,
                                                     config))
-    return keras.Model(list(inputs.values()),
-                       [detections, class_probs, bbox, masks, rpn["rpn_rois"],
-                        rpn["rpn_class"], rpn["rpn_bbox"]], name="mask_rcnn")
+    outputs = {"detections": detections, "mrcnn_class": class_probs, "mrcnn_bbox": bbox,
+               "mrcnn_mask": masks, "rpn_rois": rpn["rpn_rois"], "rpn_class": rpn["rpn_class"],
+               "rpn_bbox": rpn["rpn_bbox"]}
+    return keras.Model(list(inputs.values()), {name: outputs[name] for name in INFERENCE_OUTPUTS},
+                       name="mask_rcnn")

@@ -140,13 +140,20 @@ DEFAULT_LOSSES = {
 }
 
 
-def default_loss_options(config):
-    """{loss name: keyword arguments} that a config gives the default loss functions."""
+def default_loss_options(config, train_dataset=None):
+    """{loss name: keyword arguments} that a config gives the default loss functions.
+
+    CLASS_WEIGHTS "balanced" gives ``class_weights`` computed from ``train_dataset``
+    (:func:`balanced_class_weights`), or ones without it: the graph is built with those, and
+    ``MaskRCNN.train`` sets the training set's (``TrainingModel.set_loss_options``).
+    """
     weights = config.CLASS_WEIGHTS
+    if isinstance(weights, str):     # "balanced" (Config.validate allows no other string)
+        weights = [1.0] * config.NUM_CLASSES if train_dataset is None else \
+            balanced_class_weights(train_dataset)
     return {"mrcnn_mask_loss": {"loss_type": config.MASK_LOSS},
             "mrcnn_class_loss": {} if weights is None else
-            {"class_weights": [1.0] * config.NUM_CLASSES if weights == "balanced"
-             else [float(w) for w in weights]}}
+            {"class_weights": [float(w) for w in weights]}}
 
 
 def balanced_class_weights(dataset):
@@ -172,9 +179,12 @@ class LossLayer(layers.Layer):
 
     fn: a loss function; to save the layer's config it must be registered with
     ``keras.saving.register_keras_serializable`` (the defaults are). fn_kwargs: its options
-    (JSON-serializable). A ``class_weights`` option becomes a non-trainable weight of the layer,
-    so that ``MaskRCNN.train`` can set balanced weights from the training set.
+    (JSON-serializable). The options in :attr:`VARIABLE_OPTIONS` (``class_weights``) become
+    non-trainable weights of the layer, which :meth:`set_options` sets after the graph is
+    built (``MaskRCNN.train``: balanced weights from the training set).
     """
+
+    VARIABLE_OPTIONS = ("class_weights",)
 
     def __init__(self, fn, fn_kwargs=None, **kwargs):
         super().__init__(**kwargs)
@@ -190,6 +200,15 @@ class LossLayer(layers.Layer):
             self.class_weights = self.add_weight(
                 name="class_weights", shape=values.shape, trainable=False,
                 initializer=keras.initializers.Constant(values))
+
+    def set_options(self, **options):
+        """Set the options this layer holds as weights (:attr:`VARIABLE_OPTIONS` that its
+        function was given); others are fixed in the graph and left out, as are those its
+        function was not given (a replaced loss)."""
+        for name, value in options.items():
+            variable = getattr(self, name) if name in self.VARIABLE_OPTIONS else None
+            if variable is not None:
+                variable.assign(np.asarray(value, dtype=np.float32))
 
     def call(self, inputs):
         kwargs = dict(self.fn_kwargs)

@@ -4,20 +4,16 @@ The model module wires; it computes no boxes itself. Matterport's module-level h
 its notebooks are re-exported here (``load_image_gt``, ``mold_image``, ``compose_image_meta``...).
 """
 
-import os
-import tempfile
-
 import keras
 import numpy as np
 
 from mrcnn import (checkpoints, distribute, export_formats, graph, postprocess, throughput,
                    training, transform, weights)
 from mrcnn import losses as losses_lib
-from mrcnn.callbacks import detection_callbacks, inference_config
+from mrcnn.callbacks import training_callbacks
 from mrcnn.checkpoints import CHECKPOINT_RE, CheckpointCallback  # noqa: F401 (Matterport API)
 from mrcnn.config import config_train_bn
-from mrcnn.data import (build_input_pipeline, data_generator, load_image_gt,  # noqa: F401
-                        resolve_seed, with_horizontal_flip)
+from mrcnn.data import data_generator, load_image_gt  # noqa: F401 (Matterport API)
 from mrcnn.image_meta import compose_image_meta, parse_image_meta  # noqa: F401
 from mrcnn.training import LAYER_PRESETS, TrainingModel  # noqa: F401 (Matterport API)
 from mrcnn.transform import mold_image, unmold_image  # noqa: F401 (Matterport API)
@@ -153,47 +149,23 @@ class MaskRCNN:
         training.check_train_arguments(learning_rate, epochs, self.epoch, self.log_dir)
         if self.set_trainable(layers) == 0:
             training.raise_no_trainable_layer(layers, config, self.get_trainable_layers())
-        # Each worker of several draws its own stream (distribute.prepare_dataset); a worker
-        # takes BATCH_SIZE images per step from it, as one machine does.
-        seed = distribute.worker_seed(resolve_seed(config), self.strategy)
-        batch_size = distribute.global_batch_size(config, self.strategy)
-        start = self.epoch * config.STEPS_PER_EPOCH * config.BATCH_SIZE
-        if config.HORIZONTAL_FLIP:
-            augmentation = with_horizontal_flip(augmentation)
-        train_data = distribute.prepare_dataset(build_input_pipeline(
-            train_dataset, config, shuffle=True, augmentation=augmentation,
-            no_augmentation_sources=no_augmentation_sources, batch_size=batch_size, seed=seed,
-            start_index=start, name="train",
-            repeat_factor_threshold=config.REPEAT_FACTOR_THRESHOLD), self.strategy)
-        val_data = None
-        if val_dataset is not None and config.VALIDATION_STEPS:
-            val_data = distribute.prepare_dataset(build_input_pipeline(
-                val_dataset, config, shuffle=True, batch_size=batch_size, seed=seed + 1,
-                name="validation"), self.strategy)
-        chief = distribute.is_chief(self.strategy)
-        if not (chief and self._run_dir_claimed):
-            name = checkpoints.run_name(config)
-            if chief:
-                self.log_dir = checkpoints.new_run_dir(self.model_dir, name)
-                self._run_dir_claimed = True
-            else:
-                # Only the chief writes in model_dir; another worker's logs (of custom
-                # callbacks) go to a private directory, removed after training when empty.
-                self.log_dir = tempfile.mkdtemp(prefix="mrcnn_worker{}_".format(
-                    distribute.worker_index(self.strategy)))
-            self.checkpoint_path = checkpoints.checkpoint_pattern(self.log_dir, name)
-        callbacks = [keras.callbacks.TensorBoard(log_dir=self.log_dir, write_graph=False),
-                     CheckpointCallback(self)] + detection_callbacks(
-            config, self.keras_model, val_dataset, self.log_dir,
-            lambda: MaskRCNN("inference", inference_config(config), self.model_dir,
-                             **vars(self.parts))) if chief else []
-        callbacks += list(custom_callbacks or [])
-        if config.CLASS_WEIGHTS == "balanced":
-            self.keras_model.get_layer("mrcnn_class_loss").class_weights.assign(
-                losses_lib.balanced_class_weights(train_dataset))
-        self.compile(learning_rate, config.LEARNING_MOMENTUM,
-                     (epochs - self.epoch) * config.STEPS_PER_EPOCH)
-        try:
+        train_data, val_data = training.input_pipelines(
+            config, self.strategy, train_dataset, val_dataset, self.epoch, augmentation,
+            no_augmentation_sources)
+        with distribute.worker_log_dir(self.strategy) as worker_dir:     # None on the chief
+            self.log_dir, self.checkpoint_path = checkpoints.training_paths(
+                self.model_dir, checkpoints.run_name(config), self.log_dir,
+                self._run_dir_claimed, worker_dir)
+            self._run_dir_claimed |= worker_dir is None
+            callbacks = training_callbacks(self, val_dataset, lambda: MaskRCNN(
+                "inference", config.for_inference(), self.model_dir, **vars(self.parts))
+            ) if worker_dir is None else []
+            callbacks += list(custom_callbacks or [])
+            # CLASS_WEIGHTS "balanced" reaches the class loss from the training set.
+            self.keras_model.set_loss_options(
+                losses_lib.default_loss_options(config, train_dataset))
+            self.compile(learning_rate, config.LEARNING_MOMENTUM,
+                         (epochs - self.epoch) * config.STEPS_PER_EPOCH)
             history = self.keras_model.fit(
                 train_data, initial_epoch=self.epoch, epochs=epochs,
                 steps_per_epoch=config.STEPS_PER_EPOCH, callbacks=callbacks,
@@ -201,9 +173,6 @@ class MaskRCNN:
                 validation_steps=config.VALIDATION_STEPS if val_data is not None else None,
                 shuffle=False,  # the input pipeline shuffles, reproducibly by seed
                 verbose=verbose)
-        finally:
-            if not chief and not os.listdir(self.log_dir):
-                os.rmdir(self.log_dir)
         self.epoch = max(self.epoch, epochs)
         return history
 
@@ -286,28 +255,12 @@ class MaskRCNN:
     def _detect_molded(self, molded_images, image_metas, original_shapes, windows):
         """Run the graph on molded images and unmold each image's detections (in TensorFlow,
         see ``mrcnn.postprocess``)."""
-        count = len(molded_images)
-        pad = self.config.BATCH_SIZE - count
-        if pad > 0:
-            # The graph is fed whole batches; pad with copies and drop their results.
-            molded_images = np.concatenate([molded_images, np.repeat(molded_images[:1], pad, 0)])
-            image_metas = np.concatenate([image_metas, np.repeat(image_metas[:1], pad, 0)])
-        detections, _, _, mrcnn_mask, _, _, _ = self.keras_model.predict_on_batch(
+        molded_images, image_metas = transform.pad_batch([molded_images, image_metas],
+                                                         self.config.BATCH_SIZE)
+        outputs = self.keras_model.predict_on_batch(
             [molded_images, image_metas, self.anchor_cache.batch(molded_images)])
-        # One traced TensorFlow function unmolds every image (see mrcnn.postprocess; the
-        # SavedModel signature runs the same ops): dynamic shapes, so nothing retraces.
-        molded_shape = np.asarray(molded_images.shape[1:3], np.int32)
-        threshold = np.float32(self.config.DETECTION_MASK_THRESHOLD)
-        unmold = postprocess.UNMOLD_FNS[postprocess.paste_mode(self.config)]
-        results = []
-        for i in range(count):
-            rois, class_ids, scores, masks = unmold(
-                np.asarray(detections[i], np.float32), np.asarray(mrcnn_mask[i], np.float32),
-                np.asarray(original_shapes[i][:2], np.int32), molded_shape,
-                np.asarray(windows[i], np.int32), threshold)
-            results.append({"rois": rois.numpy(), "class_ids": class_ids.numpy(),
-                            "scores": scores.numpy(), "masks": masks.numpy()})
-        return results
+        return postprocess.unmold_batch(outputs, original_shapes, molded_images.shape[1:],
+                                        windows, self.config)
 
     def export(self, path, format="savedmodel", quantize=None):
         """Write the model for serving without mrcnn; returns ``path``.
@@ -328,12 +281,10 @@ class MaskRCNN:
         """
         if self.mode != "inference":
             raise ValueError("run_graph works on the inference model")
-        probe = keras.Model(self.keras_model.inputs, [t for _, t in outputs])
+        probe = keras.Model(self.keras_model.inputs, dict(outputs))
         molded_images, metas, _ = self.mold_inputs(images)
         if image_metas is not None:
             metas = np.asarray(image_metas, dtype=np.float32)
         values = probe.predict_on_batch([molded_images, metas,
                                          self.anchor_cache.batch(molded_images)])
-        if not isinstance(values, (list, tuple)):
-            values = [values]
-        return dict(zip([name for name, _ in outputs], [np.asarray(v) for v in values]))
+        return {name: np.asarray(values[name]) for name, _ in outputs}

@@ -90,7 +90,7 @@ class _Serving(tf.Module):
             return tf.repeat(x[tf.newaxis], self.batch, axis=0)
         outputs = self.keras_model([batched(molded), batched(meta), batched(self.anchors)],
                                    training=False)
-        detections, masks = outputs[0][0], outputs[3][0]
+        detections, masks = outputs["detections"][0], outputs["mrcnn_mask"][0]
         # detect()'s own post-processing (mrcnn.postprocess), traced into this graph.
         boxes, class_ids, scores, full_masks = postprocess.unmold_detections(
             detections, masks, shape[:2], [self.max_dim, self.max_dim], window,

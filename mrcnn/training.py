@@ -1,4 +1,5 @@
-"""Training pieces: the loss-owning Keras model, layer freezing and the optimizer."""
+"""Training pieces: the loss-owning Keras model, the input pipelines of a ``train()`` call,
+layer freezing and the optimizer."""
 
 import math
 import numbers
@@ -10,7 +11,9 @@ import tensorflow as tf
 
 from mrcnn import distribute, optimizers, precision
 from mrcnn.config import LOSS_NAMES, config_train_bn
+from mrcnn.data import build_input_pipeline, resolve_seed, with_horizontal_flip
 from mrcnn.layers import BatchNorm
+from mrcnn.losses import LossLayer
 from mrcnn.weights import weight_owners
 
 # Presets of train(layers=...): Matterport's regular expressions on layer names.
@@ -92,6 +95,15 @@ class TrainingModel(keras.Model):
             total = total / replicas
         return total
 
+    def set_loss_options(self, options):
+        """Set options of the loss layers after the graph is built: {loss name: {option:
+        value}}, e.g. ``losses.default_loss_options(config, train_dataset)``, whose balanced
+        ``class_weights`` come from the training set. Only the options a loss layer holds as
+        weights change (``LossLayer.set_options``); the others are fixed in the graph."""
+        for layer in self.layers:
+            if isinstance(layer, LossLayer) and layer.name in options:
+                layer.set_options(**options[layer.name])
+
     def get_config(self):
         config = super().get_config()
         config.update(loss_weights=self.loss_weights, weight_decay=self.weight_decay)
@@ -118,6 +130,31 @@ def check_train_arguments(learning_rate, epochs, current_epoch, log_dir):
         raise ValueError("epochs={} is the epoch to train up to (counted over the whole run) "
                          "but the model is already at epoch {} ({}); pass epochs > {}".format(
                              epochs, current_epoch, log_dir, current_epoch))
+
+
+def input_pipelines(config, strategy, train_dataset, val_dataset, epoch, augmentation=None,
+                    no_augmentation_sources=None):
+    """(training, validation) input pipelines of a ``train()`` call that starts after epoch
+    ``epoch``, ready for ``fit`` under ``strategy`` (validation None without ``val_dataset``
+    or VALIDATION_STEPS). The training stream continues where epoch ``epoch`` ended; with
+    HORIZONTAL_FLIP, flips join ``augmentation``. Each worker of several draws its own stream
+    (``distribute.worker_seed``, ``distribute.prepare_dataset``) and takes BATCH_SIZE images
+    per step from it, as one machine does."""
+    seed = distribute.worker_seed(resolve_seed(config), strategy)
+    batch_size = distribute.global_batch_size(config, strategy)
+    if config.HORIZONTAL_FLIP:
+        augmentation = with_horizontal_flip(augmentation)
+    train_data = distribute.prepare_dataset(build_input_pipeline(
+        train_dataset, config, shuffle=True, augmentation=augmentation,
+        no_augmentation_sources=no_augmentation_sources, batch_size=batch_size, seed=seed,
+        start_index=epoch * config.STEPS_PER_EPOCH * config.BATCH_SIZE, name="train",
+        repeat_factor_threshold=config.REPEAT_FACTOR_THRESHOLD), strategy)
+    val_data = None
+    if val_dataset is not None and config.VALIDATION_STEPS:
+        val_data = distribute.prepare_dataset(build_input_pipeline(
+            val_dataset, config, shuffle=True, batch_size=batch_size, seed=seed + 1,
+            name="validation"), strategy)
+    return train_data, val_data
 
 
 def raise_no_trainable_layer(layers, config, some_layers):

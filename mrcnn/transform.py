@@ -117,6 +117,13 @@ def unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape,
     return boxes, class_ids, scores, full_masks
 
 
+def pad_batch(arrays, batch_size):
+    """``arrays`` (batch first) filled up to ``batch_size`` rows with copies of their first
+    row: the inference graph is fed whole batches (the copies' results are dropped)."""
+    return [np.concatenate([a, np.repeat(a[:1], batch_size - len(a), 0)])
+            if len(a) < batch_size else a for a in arrays]
+
+
 class AnchorCache:
     """Normalized anchors per molded image shape, for the inference graph's anchor input.
 

@@ -126,11 +126,9 @@ BACKBONE_LAYER = "tiny_conv2" if FAST else "res2c_out"
 
 
 def inference_config(config_class=None, images_per_gpu=1):
-    """An inference variant of ``config_class`` (default ``NotebookConfig``): one image per
-    batch."""
-    base = config_class or NotebookConfig
-    return type("Inference" + base.__name__, (base,),
-                {"GPU_COUNT": 1, "IMAGES_PER_GPU": images_per_gpu})()
+    """An inference instance of ``config_class`` (default ``NotebookConfig``):
+    ``images_per_gpu`` images per batch (``Config.for_inference``)."""
+    return (config_class or NotebookConfig)().for_inference(IMAGES_PER_GPU=images_per_gpu)
 
 
 def describe():

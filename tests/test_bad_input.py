@@ -365,6 +365,22 @@ def test_runs_of_the_same_minute_get_their_own_directories(tmp_path):
     assert pattern.format(epoch=3) == os.path.join(dirs[1], "mask_rcnn_tiny_0003.h5")
 
 
+def test_training_paths_claim_a_run_directory_once(tmp_path):
+    model_dir = str(tmp_path / "logs")
+    provisional = os.path.join(model_dir, "tiny20240506T0708")
+    log_dir, pattern = checkpoints.training_paths(model_dir, "tiny", provisional, False)
+    assert os.path.isdir(log_dir) and os.path.dirname(log_dir) == model_dir
+    assert pattern == checkpoints.checkpoint_pattern(log_dir, "tiny")
+    # A claimed run (resumed, or trained before) keeps its directory and makes no other.
+    assert checkpoints.training_paths(model_dir, "tiny", log_dir, True) == (log_dir, pattern)
+    assert os.listdir(model_dir) == [os.path.basename(log_dir)]
+    # A worker other than the chief writes in its own directory only.
+    worker = str(tmp_path / "worker")
+    assert checkpoints.training_paths(model_dir, "tiny", log_dir, True, worker) == (
+        worker, checkpoints.checkpoint_pattern(worker, "tiny"))
+    assert os.listdir(model_dir) == [os.path.basename(log_dir)]
+
+
 class OneStepConfig(TinyConfig):
     STEPS_PER_EPOCH = 1
 

@@ -135,3 +135,53 @@ def test_fidelity_switches_default_to_matterport_and_mold_with_pixel_std():
     molded = transform.mold_image(image, Std())
     np.testing.assert_allclose(molded, (image - c.MEAN_PIXEL) / [58.4, 57.1, 57.4], rtol=1e-5)
     assert np.array_equal(transform.unmold_image(molded, Std()), image)
+
+
+def test_for_inference_is_a_validated_one_device_copy():
+    class Crop(Config):
+        NAME = "crop"
+        GPU_COUNT = 2
+        IMAGES_PER_GPU = 4
+        IMAGE_RESIZE_MODE = "crop"
+        IMAGE_MIN_DIM = 256
+    training = Crop()
+    config = training.for_inference()
+    assert type(config) is Crop
+    assert (config.GPU_COUNT, config.IMAGES_PER_GPU, config.BATCH_SIZE) == (1, 1, 1)
+    assert config.IMAGE_RESIZE_MODE == "pad64"
+    np.testing.assert_array_equal(config.IMAGE_SHAPE, [1024, 1024, 3])
+    # The training config is left as it was, its containers not shared.
+    assert training.BATCH_SIZE == 8 and training.IMAGE_RESIZE_MODE == "crop"
+    config.LOSS_WEIGHTS["rpn_class_loss"] = 2.0
+    assert training.LOSS_WEIGHTS["rpn_class_loss"] == 1.0
+    batch = training.for_inference(IMAGES_PER_GPU=3, DETECTION_MIN_CONFIDENCE=0.5)
+    assert batch.BATCH_SIZE == 3 and batch.DETECTION_MIN_CONFIDENCE == 0.5
+    with pytest.raises(ValueError, match=r"unknown attributes \['IMAGES_PER_GUP'\]"):
+        training.for_inference(IMAGES_PER_GUP=3)
+    with pytest.raises(ValueError, match="DETECTION_MIN_CONFIDENCE must be in"):
+        training.for_inference(DETECTION_MIN_CONFIDENCE=2.0)
+
+
+@pytest.mark.parametrize("validator, name, value, message", [
+    ("validate_run", "GPU_COUNT", 0, "GPU_COUNT must be a positive integer"),
+    ("validate_input", "IMAGE_RESIZE_MODE", "fit", "IMAGE_RESIZE_MODE must be one of"),
+    ("validate_backbone", "NORM", "layer", "NORM must be one of"),
+    ("validate_rpn", "RPN_NEGATIVE_IOU", 0.9, "RPN_NEGATIVE_IOU .* must not exceed"),
+    ("validate_heads", "BOX_HEAD_FCS", 3, "BOX_HEAD_FCS must be 1 or 2"),
+    ("validate_detection", "MASK_PASTE", "nearest", "MASK_PASTE must be None or one of"),
+    ("validate_losses", "MASK_LOSS", "focal", "MASK_LOSS must be one of"),
+    ("validate_optimizer", "LR_SCHEDULE", "poly", "LR_SCHEDULE must be None"),
+    ("validate_devices", "DISTRIBUTE", "horovod", "DISTRIBUTE must be one of"),
+])
+def test_each_subsystem_validates_its_own_attributes(validator, name, value, message):
+    from mrcnn import config_checks
+    config = Config()
+    setattr(config, name, value)
+    with pytest.raises(ValueError, match="Config: " + message):
+        config.validate()
+    check = getattr(config_checks, validator)
+    with pytest.raises(ValueError, match=message):
+        check(config)
+    for other in config_checks.VALIDATORS:
+        if other is not check:
+            other(config)      # the attribute is no other subsystem's

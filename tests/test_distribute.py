@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -202,6 +203,22 @@ def test_chief_and_worker_index_from_tf_config():
     assert not distribute.is_chief(environ=environ(with_chief, "worker", 0))
     assert distribute.worker_index(environ=environ(with_chief, "worker", 1)) == 2
     assert distribute.is_chief(environ={}) and distribute.worker_index(environ={}) == 0
+
+
+def test_worker_log_dir_is_private_to_a_worker_and_removed_when_empty(tmp_path,
+                                                                       monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)       # tempfile re-reads TMPDIR
+    with distribute.worker_log_dir(None, environ={}) as path:
+        assert path is None                               # the chief logs in its run dir
+    worker = {"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1", "b:2"]},
+                                       "task": {"type": "worker", "index": 1}})}
+    with distribute.worker_log_dir(None, environ=worker) as path:
+        assert os.path.basename(path).startswith("mrcnn_worker1_") and os.path.isdir(path)
+    assert not os.path.exists(path)                       # empty: removed
+    with distribute.worker_log_dir(None, environ=worker) as path:
+        open(os.path.join(path, "log.txt"), "w").close()
+    assert os.path.isfile(os.path.join(path, "log.txt"))  # logs written there stay
 
 
 def test_clip_norm_is_shared_between_replicas(tiny_config):

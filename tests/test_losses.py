@@ -127,14 +127,43 @@ def test_class_weights_give_a_weighted_mean_cross_entropy():
                                np.mean(ce), rtol=1e-5)
 
 
-def test_balanced_class_weights_from_instance_counts():
-    class Counts:
-        num_classes = 4
-        image_ids = [0, 1]
-        per_image = [np.array([1, 1, 1, 2]), np.array([1, 1, 1, 1, 1, 2, -2])]
+class Counts:
+    """A dataset of two images: class 1 has 8 instances, class 2 has 3 (a crowd region
+    counted), class 3 none."""
+    num_classes = 4
+    image_ids = [0, 1]
+    per_image = [np.array([1, 1, 1, 2]), np.array([1, 1, 1, 1, 1, 2, -2])]
 
-        def load_mask(self, image_id):
-            return None, self.per_image[image_id]
-    # Class 1: 8 instances, class 2: 3 (the crowd region counted), class 3: none.
-    np.testing.assert_allclose(losses.balanced_class_weights(Counts()),
-                               [1.0, 11 / (2 * 8), 11 / (2 * 3), 1.0])
+    def load_mask(self, image_id):
+        return None, self.per_image[image_id]
+
+
+BALANCED = [1.0, 11 / (2 * 8), 11 / (2 * 3), 1.0]
+
+
+def test_balanced_class_weights_from_instance_counts():
+    np.testing.assert_allclose(losses.balanced_class_weights(Counts()), BALANCED)
+
+
+def test_class_weights_reach_the_loss_through_its_options():
+    class Options:
+        NUM_CLASSES = 4
+        MASK_LOSS = "dice"
+        CLASS_WEIGHTS = "balanced"
+    # Without the training set (when the graph is built): ones; with it, balanced weights.
+    assert losses.default_loss_options(Options()) == {
+        "mrcnn_mask_loss": {"loss_type": "dice"},
+        "mrcnn_class_loss": {"class_weights": [1.0] * 4}}
+    options = losses.default_loss_options(Options(), Counts())
+    np.testing.assert_allclose(options["mrcnn_class_loss"]["class_weights"], BALANCED)
+    layer = losses.LossLayer(losses.mrcnn_class_loss, {"class_weights": [1.0] * 4},
+                             name="mrcnn_class_loss")
+    layer.set_options(**options["mrcnn_class_loss"])
+    np.testing.assert_allclose(layer.class_weights.numpy(), BALANCED, rtol=1e-6)
+    # An option fixed in the graph, and a loss given no class weights, are left as they are.
+    mask = losses.LossLayer(losses.mrcnn_mask_loss, {"loss_type": "dice"})
+    mask.set_options(loss_type="bce")
+    assert mask.fn_kwargs == {"loss_type": "dice"}
+    plain = losses.LossLayer(losses.mrcnn_class_loss)
+    plain.set_options(**options["mrcnn_class_loss"])
+    assert plain.class_weights is None and plain.fn_kwargs == {}

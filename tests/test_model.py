@@ -149,6 +149,27 @@ def test_run_graph_returns_named_intermediates(tmp_path, shapes):
     ])
     assert out["proposals"].shape == (1, InferenceConfig.POST_NMS_ROIS_INFERENCE, 4)
     assert out["detections"].shape == (1, InferenceConfig.DETECTION_MAX_INSTANCES, 6)
+    # One tensor asked for: still a dict.
+    single = model.run_graph([image], [("rois", model.keras_model.get_layer("ROI").output)])
+    np.testing.assert_array_equal(single["rois"], out["proposals"])
+
+
+def test_inference_model_outputs_are_named(tmp_path, shapes):
+    from mrcnn.graph import INFERENCE_OUTPUTS
+    model = modellib.MaskRCNN("inference", InferenceConfig(), str(tmp_path))
+    molded, metas, _ = model.mold_inputs([shapes.load_image(0)])
+    outputs = model.keras_model.predict_on_batch(
+        [molded, metas, model.anchor_cache.batch(molded)])
+    assert set(outputs) == set(INFERENCE_OUTPUTS)
+    config = InferenceConfig()
+    proposals, classes = config.POST_NMS_ROIS_INFERENCE, config.NUM_CLASSES
+    assert outputs["detections"].shape == (1, config.DETECTION_MAX_INSTANCES, 6)
+    assert outputs["mrcnn_class"].shape == (1, proposals, classes)
+    assert outputs["mrcnn_bbox"].shape == (1, proposals, classes, 4)
+    assert outputs["mrcnn_mask"].shape == (1, config.DETECTION_MAX_INSTANCES) + \
+        tuple(config.MASK_SHAPE) + (classes,)
+    assert outputs["rpn_rois"].shape == (1, proposals, 4)
+    assert outputs["rpn_class"].shape[-1] == 2 and outputs["rpn_bbox"].shape[-1] == 4
 
 
 def test_keras_auto_jit_compile_stays_off_where_it_sees_a_gpu(tmp_path, monkeypatch):

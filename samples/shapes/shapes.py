@@ -235,9 +235,9 @@ PRESETS = {"shapes": ShapesConfig, "scratch": ScratchShapesConfig, "tiny": TinyS
 
 
 def inference_config(base, batch_size):
-    """An inference variant of a training config class."""
-    return type("Inference" + base.__name__, (base,), {"GPU_COUNT": 1,
-                                                       "IMAGES_PER_GPU": batch_size})()
+    """An inference instance of a training config class, ``batch_size`` images per batch
+    (``Config.for_inference``)."""
+    return base().for_inference(IMAGES_PER_GPU=batch_size)
 
 
 def matterport_map(dataset, image_ids, results, iou_threshold=0.5):
