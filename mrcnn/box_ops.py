@@ -9,6 +9,7 @@ import types
 import tensorflow as tf
 
 from mrcnn import box_coder, image_meta
+from mrcnn.config import BOX_DECODINGS
 
 # The array functions box_coder needs, from TensorFlow.
 TF = types.SimpleNamespace(log=tf.math.log, exp=tf.exp, minimum=tf.minimum, stack=tf.stack)
@@ -69,6 +70,14 @@ def pixel_boxes(boxes, image_shape):
     h = tf.cast(image_shape[0], tf.float32)
     w = tf.cast(image_shape[1], tf.float32)
     return boxes * tf.stack([h - 1, w - 1, h - 1, w - 1]) + tf.constant([0., 0., 1., 1.])
+
+
+def check_box_decoding(value):
+    """``value`` when it is a Config.BOX_DECODING choice, else ValueError."""
+    if value not in BOX_DECODINGS:
+        raise ValueError("box_decoding must be one of {}, got {!r}".format(BOX_DECODINGS,
+                                                                         value))
+    return value
 
 
 def decode_pixel_boxes(boxes, deltas, image_shape, window):

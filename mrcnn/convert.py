@@ -57,8 +57,9 @@ _IGNORED = re.compile(r"\.num_batches_tracked$")
 
 # torchvision's aspect ratios (height / width) in its anchor order.
 TORCHVISION_ASPECT_RATIOS = (0.5, 1.0, 2.0)
-# Delta order: torchvision (dx, dy, dw, dh) -> ours (dy, dx, log dh, log dw).
-_DELTA_ORDER = [1, 0, 3, 2]
+# torchvision's (x1, y1, x2, y2) boxes and (dx, dy, dw, dh) deltas <-> our (y1, x1, y2, x2) and
+# (dy, dx, log dh, log dw): the same swap both ways.
+XYXY = [1, 0, 3, 2]
 
 
 class ConversionError(ValueError):
@@ -102,7 +103,13 @@ def read_state_dict(path):
     if not isinstance(loaded, dict):
         raise ConversionError("{!r} holds a {}, not a state dict".format(
             path, type(loaded).__name__))
-    return {k: v.detach().cpu().numpy() for k, v in loaded.items() if hasattr(v, "numpy")}
+    skipped = sorted(k for k, v in loaded.items() if not hasattr(v, "detach"))
+    if skipped:
+        print("{}: entries that are not tensors, not converted: {}".format(
+            path, ", ".join(map(str, skipped))))
+    # float(): bfloat16 and float16 tensors have no NumPy counterpart or lose nothing.
+    return {k: v.detach().cpu().float().numpy() if v.is_floating_point() else
+            v.detach().cpu().numpy() for k, v in loaded.items() if hasattr(v, "detach")}
 
 
 def _hwio(kernel):
@@ -212,7 +219,7 @@ def _rpn(w, anchor_ratios):
     # Per anchor [background, foreground]: a background logit of 0.
     class_kernel[:, 1::2] = logits[order].T
     class_bias[1::2] = logit_bias[order]
-    rows = [4 * a + c for a in order for c in _DELTA_ORDER]
+    rows = [4 * a + c for a in order for c in XYXY]
     w.add("rpn_class_raw", "plain", [class_kernel[None, None], class_bias],
           ["rpn.head.cls_logits.weight", "rpn.head.cls_logits.bias"])
     w.add("rpn_bbox_pred", "plain", [deltas[rows].T[None, None].copy(), delta_bias[rows]],
@@ -251,7 +258,7 @@ def _box_head(w, v2):
           ["roi_heads.box_predictor.cls_score.weight", "roi_heads.box_predictor.cls_score.bias"])
     deltas = w.take("roi_heads.box_predictor.bbox_pred.weight")     # [classes * 4, fc]
     bias = w.take("roi_heads.box_predictor.bbox_pred.bias")
-    rows = [4 * c + k for c in range(deltas.shape[0] // 4) for k in _DELTA_ORDER]
+    rows = [4 * c + k for c in range(deltas.shape[0] // 4) for k in XYXY]
     w.add("mrcnn_bbox_fc", "plain", [deltas[rows].T.copy(), bias[rows]],
           ["roi_heads.box_predictor.bbox_pred.weight", "roi_heads.box_predictor.bbox_pred.bias"])
 
@@ -268,9 +275,9 @@ def _mask_head(w, v2):
             w.add("mrcnn_mask_bn{}".format(i + 1), "identity_bn",
                   w.state[prefix + ".0.weight"].shape[0], [])
     deconv = w.take("roi_heads.mask_predictor.conv5_mask.weight")   # [in, out, kh, kw]
+    # (in, out, kh, kw) -> Keras' (kh, kw, out, in): the same axis order as a kernel's.
     w.add("mrcnn_mask_deconv", "plain",
-          [np.ascontiguousarray(np.transpose(deconv, (2, 3, 1, 0))),
-           w.take("roi_heads.mask_predictor.conv5_mask.bias")],
+          [_hwio(deconv), w.take("roi_heads.mask_predictor.conv5_mask.bias")],
           ["roi_heads.mask_predictor.conv5_mask.weight",
            "roi_heads.mask_predictor.conv5_mask.bias"])
     w.conv("mrcnn_mask", "roi_heads.mask_predictor.mask_fcn_logits")
@@ -350,8 +357,9 @@ def load_torchvision_state_dict(keras_model, state_dict, anchor_ratios=(2, 1, 0.
         problems.append("the state dict has nothing for the model's layers {}".format(
             ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")))
     if extra:
-        problems.append("the model has no layers {} (from {})".format(
-            ", ".join(extra[:10]), ", ".join(converted[extra[0]][2][:1])))
+        problems.append("the model has no layers {}".format(", ".join(
+            "{} (from {})".format(name, ", ".join(converted[name][2]) or "no tensor")
+            for name in extra[:10]) + (" ..." if len(extra) > 10 else "")))
     values = {}
     for name, (kind, value, sources) in converted.items():
         if name not in owners:
@@ -394,7 +402,10 @@ def convert_torchvision(in_path, out_path, arch=None, config=None):
 
     state_dict = read_state_dict(in_path)
     if config is None:
-        found = architecture_of(modern_keys(state_dict))
+        try:
+            found = architecture_of(modern_keys(state_dict))
+        except ConversionError as e:
+            raise ConversionError("{}: {}".format(in_path, e)) from None
         if arch is not None and found != arch:
             raise ConversionError("{}: a {} state dict, not {} (--arch)".format(
                 in_path, found, arch))
@@ -423,8 +434,9 @@ def main(argv=None):
                     help="the torchvision model the file must hold (default: told by its "
                          "tensor names)")
     tv.add_argument("--config", default=None,
-                    help="module:ConfigClass of the model (default "
-                         "mrcnn.config:TorchvisionMaskRCNNConfig)")
+                    help="module:ConfigClass of the model (default: TorchvisionMaskRCNNConfig "
+                         "or TorchvisionMaskRCNNV2Config, by the architecture the tensor "
+                         "names tell)")
     args = parser.parse_args(argv)
     from mrcnn.config import load_config_class
 

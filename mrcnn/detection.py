@@ -5,7 +5,6 @@ import tensorflow as tf
 from keras import layers
 
 from mrcnn import box_ops, portable_ops
-from mrcnn.config import BOX_DECODINGS
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
@@ -40,10 +39,7 @@ class DetectionLayer(layers.Layer):
         self.nms_threshold = float(nms_threshold)
         self.bbox_std_dev = [float(v) for v in bbox_std_dev]
         self.multi_label = bool(multi_label)
-        if box_decoding not in BOX_DECODINGS:
-            raise ValueError("box_decoding must be one of {}, got {!r}".format(
-                BOX_DECODINGS, box_decoding))
-        self.box_decoding = box_decoding
+        self.box_decoding = box_ops.check_box_decoding(box_decoding)
         self.ops = portable_ops.check_ops(ops)
 
     def _decode(self, rois, deltas, meta, window):

@@ -11,12 +11,10 @@ those tests/data/make_torchvision_reference.py stores.
 import numpy as np
 
 from mrcnn import utils
+from mrcnn.convert import XYXY
 
 FPN_STAGES = {"fpn_0": "fpn_p2", "fpn_1": "fpn_p3", "fpn_2": "fpn_p4", "fpn_3": "fpn_p5",
               "fpn_pool": "fpn_p6"}
-# torchvision (x1, y1, x2, y2) <-> our (y1, x1, y2, x2); the same swap turns deltas (dx, dy,
-# dw, dh) into (dy, dx, log dh, log dw).
-XYXY = [1, 0, 3, 2]
 
 
 def _pixels(boxes, shape):

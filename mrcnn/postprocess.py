@@ -17,6 +17,7 @@ threshold, so it is not used.
 image sizes, detection counts and class counts never retrace them.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from mrcnn.config import PASTE_MODES
@@ -165,6 +166,9 @@ def paste_masks(masks, boxes, height, width, threshold=0.5, mode="resize", scale
         x2)] int32 pixels (they may overhang the image; an empty or inverted box pastes
         nothing), each mask resized to its box (bilinear, edge cells repeated, see
         :func:`_resize_taps`);
+      "torchvision": boxes [N, 4] continuous pixels; torchvision's ``paste_masks_in_image``:
+        the mask with a border of zero cells resized ("resize") into its grown box
+        (:func:`torchvision_paste_boxes`);
       "aligned" / "unaligned": boxes [N, 4] continuous (float) pixels; each pixel reads the
         mask where the paper's RoIAlign (aligned or not) sampled it (:func:`_roi_taps`), over
         the box grown by one cell on each side; scale: (y, x) molded pixels per pixel of this
@@ -173,6 +177,10 @@ def paste_masks(masks, boxes, height, width, threshold=0.5, mode="resize", scale
     """
     if mode not in PASTE_MODES:
         raise ValueError("mode must be one of {}, got {!r}".format(PASTE_MODES, mode))
+    if mode == "torchvision":
+        boxes = torchvision_paste_boxes(tf.cast(boxes, tf.float64), tf.shape(masks)[1],
+                                        tf.shape(masks)[2])
+        masks, mode = tf.pad(masks, [[0, 0], [1, 1], [1, 1]]), "resize"
     height, width = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
     threshold = tf.cast(threshold, tf.float32)
     mask_h, mask_w = tf.shape(masks)[1], tf.shape(masks)[2]
@@ -280,13 +288,6 @@ def unmold_detections(detections, mrcnn_mask, original_shape, image_shape, windo
     scores, masks = tf.boolean_mask(scores, keep), tf.boolean_mask(masks, keep)
     if mode == "resize":
         full_masks = paste_masks(masks, boxes, original_shape[0], original_shape[1], threshold)
-    elif mode == "torchvision":
-        exact, _ = resized_pixel_boxes(detections[:n, :4], window, image_shape, original_shape)
-        grown = torchvision_paste_boxes(tf.boolean_mask(exact, keep), tf.shape(masks)[1],
-                                        tf.shape(masks)[2])
-        bordered = tf.pad(masks, [[0, 0], [1, 1], [1, 1]])
-        full_masks = paste_masks(bordered, grown, original_shape[0], original_shape[1],
-                                 threshold)
     else:
         exact, scale = resized_pixel_boxes(detections[:n, :4], window, image_shape,
                                            original_shape)
@@ -331,3 +332,24 @@ def _unmold_fn(mode):
 UNMOLD_FNS = {mode: _unmold_fn(mode) for mode in PASTE_MODES}
 # Matterport's (the default config's) entry point.
 unmold_detections_fn = UNMOLD_FNS["resize"]
+
+
+def unmold_batch(outputs, original_shapes, molded_shape, windows, config):
+    """``detect()``'s results of one graph call: a dict per image (rois, class_ids, scores,
+    masks, NumPy) of each of ``original_shapes`` with its ``windows`` entry, from the
+    inference model's ``outputs`` (read by name: detections, mrcnn_mask); rows of the batch
+    after the last image (padding) are ignored. One traced function unmolds every image
+    (:data:`UNMOLD_FNS`; the SavedModel signature runs the same ops)."""
+    detections, mrcnn_mask = outputs["detections"], outputs["mrcnn_mask"]
+    molded_shape = np.asarray(molded_shape[:2], np.int32)
+    threshold = np.float32(config.DETECTION_MASK_THRESHOLD)
+    unmold = UNMOLD_FNS[paste_mode(config)]
+    results = []
+    for i, (original_shape, window) in enumerate(zip(original_shapes, windows)):
+        rois, class_ids, scores, masks = unmold(
+            np.asarray(detections[i], np.float32), np.asarray(mrcnn_mask[i], np.float32),
+            np.asarray(original_shape[:2], np.int32), molded_shape,
+            np.asarray(window, np.int32), threshold)
+        results.append({"rois": rois.numpy(), "class_ids": class_ids.numpy(),
+                        "scores": scores.numpy(), "masks": masks.numpy()})
+    return results

@@ -35,7 +35,6 @@ WEIGHTS_HELP = ("'coco' (Matterport's COCO weights, mask_rcnn_coco.h5, downloade
 # trained for (architecture, input normalization, box coding, RoIAlign, mask paste); the
 # config keeps its classes, image size, thresholds and training settings.
 TORCHVISION_WEIGHTS_FILE = "mask_rcnn_torchvision_coco.h5"
-TORCHVISION_NUM_CLASSES = 91
 TORCHVISION_ARCHITECTURE = (
     "BACKBONE", "RESNET_STYLE", "MEAN_PIXEL", "PIXEL_STD", "TOP_DOWN_PYRAMID_SIZE", "FPN_NORM",
     "RPN_CONV_CHANNELS", "RPN_CONV_DEPTH", "RPN_ANCHOR_RATIOS", "RPN_ANCHOR_STYLE",
@@ -60,7 +59,7 @@ FROM_SCRATCH = {"NORM": "group", "OPTIMIZER": "adam", "LEARNING_RATE": 0.001,
 WARMUP_FRACTION = 0.1
 # The recipe attributes a run records beside its checkpoints, so that inference and a resumed
 # run rebuild the same model (GroupNorm weights do not load into BatchNorm layers).
-RECIPE_ATTRIBUTES = tuple(FROM_SCRATCH) + ("WARMUP_STEPS",) + TORCHVISION_ARCHITECTURE
+RECIPE_ATTRIBUTES = tuple(FROM_SCRATCH) + ("WARMUP_STEPS",)
 RUN_SETTINGS = "run_config.json"
 SCRATCH, PRETRAINED = "from_scratch", "pretrained"
 
@@ -128,9 +127,12 @@ def checkpoint_path(weights, config, logs_dir):
 def run_settings(config, attributes=None):
     """What a run records (:data:`RUN_SETTINGS`): its recipe (``SCRATCH``, ``PRETRAINED`` or
     None) and attributes: ``RECIPE_ATTRIBUTES`` of ``config`` and ``attributes``."""
-    # Only plain data: a callable BACKBONE is the config class's own, never recorded.
-    recorded = {name: jsonable(getattr(config, name)) for name in RECIPE_ATTRIBUTES
-                if getattr(config, name) is None or jsonable(getattr(config, name)) is not None}
+    names = RECIPE_ATTRIBUTES
+    if not torchvision_attributes("torchvision", config):
+        # A model of torchvision's architecture (--weights torchvision) records it too, so
+        # that its checkpoints are rebuilt so whatever the config class says.
+        names += TORCHVISION_ARCHITECTURE
+    recorded = {name: jsonable(getattr(config, name)) for name in names}
     recorded.update(attributes or {})
     return {"recipe": getattr(config, "_recipe", None), "attributes": recorded}
 
@@ -353,7 +355,10 @@ def build_model(mode, config, weights, logs_dir, locate_coco):
         return model
     if choice == "last":
         path = model.find_last()
-    file_classes = {"coco": COCO_NUM_CLASSES, "torchvision": TORCHVISION_NUM_CLASSES}
+    from mrcnn.config import TorchvisionMaskRCNNConfig
+
+    file_classes = {"coco": COCO_NUM_CLASSES,
+                    "torchvision": TorchvisionMaskRCNNConfig.NUM_CLASSES}
     exclude = COCO_HEAD_LAYERS if choice in file_classes and \
         config.NUM_CLASSES != file_classes[choice] else None
     run_file = os.path.join(os.path.dirname(os.path.abspath(str(path))), RUN_SETTINGS)

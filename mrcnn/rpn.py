@@ -5,7 +5,6 @@ import tensorflow as tf
 from keras import layers
 
 from mrcnn import box_ops, utils
-from mrcnn.config import BOX_DECODINGS
 
 
 def build_rpn_model(anchor_stride, anchors_per_location, depth, compute_dtype=None,
@@ -148,10 +147,7 @@ class ProposalLayer(layers.Layer):
         self.pre_nms_limit = int(pre_nms_limit)
         self.rpn_bbox_std_dev = [float(v) for v in rpn_bbox_std_dev]
         self.num_levels = int(num_levels)
-        if box_decoding not in BOX_DECODINGS:
-            raise ValueError("box_decoding must be one of {}, got {!r}".format(
-                BOX_DECODINGS, box_decoding))
-        self.box_decoding = box_decoding
+        self.box_decoding = box_ops.check_box_decoding(box_decoding)
 
     def _best_boxes(self, scores, deltas, anchors, meta):
         """Top-k anchors by score, decoded and clipped.

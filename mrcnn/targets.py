@@ -110,7 +110,14 @@ def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, params)
     assignment = tf.gather(matches, positive)
     roi_gt_boxes = tf.gather(gt_boxes, assignment)
     roi_gt_class_ids = tf.gather(gt_class_ids, assignment)
-    deltas = BoxCoder(params["bbox_std_dev"], box_ops.TF).encode(positive_rois, roi_gt_boxes)
+    coder = BoxCoder(params["bbox_std_dev"], box_ops.TF)
+    if params.get("box_decoding", "matterport") == "torchvision":
+        # The head's deltas are decoded in pixels (Config.BOX_DECODING): encode them so too.
+        image_shape = params["image_shape"]
+        deltas = coder.encode(box_ops.pixel_boxes(positive_rois, image_shape),
+                              box_ops.pixel_boxes(roi_gt_boxes, image_shape))
+    else:
+        deltas = coder.encode(positive_rois, roi_gt_boxes)
 
     # Mask targets: cut each positive RoI out of its GT mask and resize to the mask shape.
     roi_masks = tf.gather(tf.cast(gt_masks, tf.float32), assignment)[..., tf.newaxis]
@@ -197,7 +204,7 @@ class DetectionTargetLayer(layers.Layer):
 
     def __init__(self, train_rois_per_image, roi_positive_ratio, bbox_std_dev, mask_shape,
                  use_mini_mask, roi_positive_iou=0.5, mask_sampling_ratio=0, mask_aligned=True,
-                 image_shape=None, **kwargs):
+                 image_shape=None, box_decoding="matterport", **kwargs):
         super().__init__(**kwargs)
         # Data-dependent shapes (boolean masks over the RoIs) and crop_and_resize (the mask
         # targets) do not compile with XLA (see PyramidROIAlign).
@@ -214,9 +221,12 @@ class DetectionTargetLayer(layers.Layer):
             "mask_sampling_ratio": int(mask_sampling_ratio),
             "mask_aligned": bool(mask_aligned),
             "image_shape": None if image_shape is None else [int(v) for v in image_shape[:2]],
+            "box_decoding": box_ops.check_box_decoding(box_decoding),
         }
         if self.params["mask_sampling_ratio"] > 0 and self.params["image_shape"] is None:
             raise ValueError("mask_sampling_ratio > 0 needs the training image_shape")
+        if box_decoding == "torchvision" and self.params["image_shape"] is None:
+            raise ValueError("box_decoding 'torchvision' needs the training image_shape")
 
     @classmethod
     def from_config_object(cls, config, **kwargs):
@@ -224,7 +234,7 @@ class DetectionTargetLayer(layers.Layer):
         return cls(config.TRAIN_ROIS_PER_IMAGE, config.ROI_POSITIVE_RATIO, config.BBOX_STD_DEV,
                    config.MASK_SHAPE, config.USE_MINI_MASK, config.ROI_POSITIVE_IOU,
                    config.ROI_ALIGN_SAMPLING_RATIO, config.ROI_ALIGN_ALIGNED,
-                   config.IMAGE_SHAPE[:2], **kwargs)
+                   config.IMAGE_SHAPE[:2], box_decoding=config.BOX_DECODING, **kwargs)
 
     def call(self, inputs):
         proposals, gt_class_ids, gt_boxes, gt_masks = inputs

@@ -128,19 +128,15 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
         pad64  -- scale as in square, then pad each side up to a multiple of 64.
         crop   -- scale as in square (without the ``max_dim`` cap), then take a random
                   ``min_dim x min_dim`` crop (``rng``: a ``numpy.random.Generator``).
-        shortest_edge -- torchvision's and detectron2's rule: scale (up or down) so the
-                  short side is ``min_dim`` unless the long side would pass ``max_dim``,
-                  sides floor(side * scale), then pad the bottom and the right up to a
-                  multiple of 32 (torchvision's ``size_divisible``). ``mold_inputs`` makes
-                  that padding 0 after normalization, as torchvision batches images.
+        shortest_edge -- torchvision's rule (:func:`_resize_shortest_edge`): the short side
+                  ``min_dim`` unless the long side would pass ``max_dim``, up or down; padded
+                  bottom-right to multiples of 32, which ``mold_inputs`` sets to 0 after
+                  normalization, as torchvision batches images. Returns float32.
     min_scale: scale up at least this much even when ``min_dim`` does not require it.
 
-    Returns:
-        image: the resized image, same dtype as the input.
-        window: (y1, x1, y2, x2) of the image inside the padded result (y2/x2 exclusive).
-        scale: the scale factor applied.
-        padding: [(top, bottom), (left, right), (0, 0)] padding added.
-        crop: (y, x, h, w) of the crop, or None.
+    Returns: image (the input's dtype), window ((y1, x1, y2, x2) of the image inside the padded
+    result, y2/x2 exclusive), scale, padding ([(top, bottom), (left, right), (0, 0)]) and crop
+    ((y, x, h, w), or None).
     """
     image_dtype = image.dtype
     h, w = image.shape[:2]
@@ -204,14 +200,19 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
 
 
 def _resize_shortest_edge(image, min_dim, max_dim):
-    """resize_image's "shortest_edge" mode (see there); same returns."""
+    """resize_image's "shortest_edge" mode (see there); same returns, the image float32.
+
+    As torchvision 0.29's ``GeneralizedRCNNTransform``: sides int(side * scale) in double
+    precision; bilinear on floats with the edge pixels repeated (torch's interpolate,
+    align_corners=False), not rounded back to integers.
+    """
     h, w = image.shape[:2]
     scale = min(min_dim / min(h, w), max_dim / max(h, w))
-    # floor, as torch's interpolate sizes its output; the 1e-6 keeps 427 * (800 / 427) at 800.
-    new_h, new_w = (int(np.floor(side * scale + 1e-6)) for side in (h, w))
-    resized = image
+    new_h, new_w = int(h * scale), int(w * scale)
+    resized = image.astype(np.float32)
     if (new_h, new_w) != (h, w):
-        resized = resize(image, (new_h, new_w), preserve_range=True).astype(image.dtype)
+        resized = resize(resized, (new_h, new_w), mode="edge",
+                         preserve_range=True).astype(np.float32)
     padding = [(0, -new_h % 32), (0, -new_w % 32), (0, 0)][:image.ndim]
     resized = np.pad(resized, padding, mode="constant", constant_values=0)
     return resized, (0, 0, new_h, new_w), scale, padding, None

@@ -251,3 +251,60 @@ def test_architectures_and_their_configs(state_dict):
     assert convert.torchvision_config("maskrcnn_resnet50_fpn_v2").BOX_HEAD_CONVS == 4
     with pytest.raises(convert.ConversionError, match="unknown architecture"):
         convert.torchvision_config("keypointrcnn_resnet50_fpn")
+
+
+def test_published_checkpoint_key_names():
+    """The names of torchvision's published maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth (before
+    torchvision 0.13) map to the current ones."""
+    old = ["rpn.head.conv.weight", "backbone.fpn.inner_blocks.0.weight",
+           "backbone.fpn.layer_blocks.3.bias", "roi_heads.mask_head.mask_fcn1.weight",
+           "roi_heads.mask_head.mask_fcn4.bias", "backbone.body.layer1.0.conv1.weight"]
+    assert list(convert.modern_keys(dict.fromkeys(old))) == [
+        "rpn.head.conv.0.0.weight", "backbone.fpn.inner_blocks.0.0.weight",
+        "backbone.fpn.layer_blocks.3.0.bias", "roi_heads.mask_head.0.0.weight",
+        "roi_heads.mask_head.3.0.bias", "backbone.body.layer1.0.conv1.weight"]
+
+
+class _FakeTensor:
+    """What read_state_dict uses of a torch tensor."""
+
+    def __init__(self, value, floating=True):
+        self.value = np.asarray(value)
+        self.floating = floating
+
+    def detach(self):
+        return self
+
+    def cpu(self):
+        return self
+
+    def float(self):
+        return _FakeTensor(self.value.astype(np.float32))
+
+    def is_floating_point(self):
+        return self.floating
+
+    def numpy(self):
+        return self.value
+
+
+def test_pth_is_read_with_weights_only(tmp_path, monkeypatch):
+    """torch.load always gets weights_only=True (a .pth may hold pickled code otherwise); a
+    training checkpoint's "model" entry is taken; entries that are not tensors are named."""
+    import sys
+    import types
+    calls = []
+
+    def load(path, **kwargs):
+        calls.append(kwargs)
+        return {"model": {"a.weight": _FakeTensor(np.ones((2, 2), np.float16)),
+                          "a.count": _FakeTensor(np.array(3), floating=False),
+                          "note": "text"}}
+
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(load=load))
+    path = tmp_path / "model.pth"
+    path.write_bytes(b"not read by the fake")
+    state = convert.read_state_dict(str(path))
+    assert calls == [{"map_location": "cpu", "weights_only": True}]
+    assert state["a.weight"].dtype == np.float32 and state["a.count"] == 3
+    assert "note" not in state

@@ -180,8 +180,9 @@ def batch_detector():
 def numpy_detect(model, images):
     """detect() as it was: the graph, then the NumPy unmolding (MaskRCNN.unmold_detections)."""
     molded, metas, windows = model.mold_inputs(images)
-    detections, _, _, mrcnn_mask, _, _, _ = model.keras_model.predict_on_batch(
+    outputs = model.keras_model.predict_on_batch(
         [molded, metas, model.anchor_cache.batch(molded)])
+    detections, mrcnn_mask = outputs["detections"], outputs["mrcnn_mask"]
     return [model.unmold_detections(detections[i], mrcnn_mask[i], image.shape,
                                     molded.shape[1:], windows[i])
             for i, image in enumerate(images)]

@@ -190,3 +190,25 @@ def test_roi_align_target_layer_needs_the_image_shape_and_round_trips():
     clone = DetectionTargetLayer.from_config(layer.get_config())
     assert clone.params == layer.params
     assert clone.params["mask_sampling_ratio"] == 2 and not clone.params["mask_aligned"]
+
+
+def test_torchvision_box_decoding_encodes_in_pixels():
+    """BOX_DECODING "torchvision": the head's deltas are decoded in pixels, so its targets are
+    encoded there; decoding them in pixels (box_coder, as torchvision's BoxCoder) gives the GT
+    box back."""
+    from mrcnn import box_coder
+    masks, boxes, class_ids, proposals = scene()
+    layer = DetectionTargetLayer(12, 0.25, [0.1, 0.1, 0.2, 0.2], [8, 8], False,
+                                 image_shape=(64, 64), box_decoding="torchvision")
+    rois, ids, deltas, _ = run(layer, proposals, class_ids, boxes, masks)
+    shifted = np.where(np.all(np.abs(rois - proposals[2]) < 1e-6, axis=1))[0]
+    assert len(shifted) == 1
+    to_pixels = np.array([63, 63, 63, 63]), np.array([0, 0, 1, 1])
+    roi = rois[shifted[0]] * to_pixels[0] + to_pixels[1]
+    gt = boxes[0] * to_pixels[0] + to_pixels[1]
+    decoded = box_coder.decode(roi, deltas[shifted[0]] * [0.1, 0.1, 0.2, 0.2])
+    np.testing.assert_allclose(decoded, gt, atol=1e-3)
+    # The same RoI's Matterport deltas (normalized coordinates) differ.
+    rois, _, matterport, _ = run(make_layer(False), proposals, class_ids, boxes, masks)
+    same = np.where(np.all(np.abs(rois - proposals[2]) < 1e-6, axis=1))[0][0]
+    assert not np.allclose(matterport[same], deltas[shifted[0]], atol=1e-3)

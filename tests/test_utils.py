@@ -227,3 +227,25 @@ def test_compute_ap_range_and_recall():
     recall, ids = utils.compute_recall(np.array([[0, 0, 10, 8], [20, 20, 30, 30]]),
                                        np.array([[0, 0, 10, 10], [40, 40, 50, 50]]), 0.5)
     assert recall == 0.5 and ids.tolist() == [0]
+
+
+def test_shortest_edge_resize_is_torchvisions():
+    """IMAGE_RESIZE_MODE "shortest_edge" against torchvision 0.29's GeneralizedRCNNTransform
+    resize (tests/data/make_torchvision_reference.py resize): the same sizes for 12 shapes at
+    (800, 1333), the same pixels scaled up and down, padding to multiples of 32."""
+    import os
+    reference = np.load(os.path.join(os.path.dirname(__file__), "data",
+                                     "torchvision_resize_reference.npz"))
+    for (h, w), (new_h, new_w) in zip(reference["shapes"], reference["sizes"]):
+        image, window, _, padding, _ = utils.resize_image(np.zeros((h, w, 3), np.uint8), 800,
+                                                          1333, mode="shortest_edge")
+        assert window == (0, 0, new_h, new_w), (h, w)
+        assert image.shape[0] % 32 == 0 and image.shape[1] % 32 == 0
+        assert padding[0] == (0, image.shape[0] - new_h)
+    for name in ("up", "down"):
+        image, window, _, _, _ = utils.resize_image(reference[name + "/image"], 128, 224,
+                                                    mode="shortest_edge")
+        assert image.dtype == np.float32
+        np.testing.assert_allclose(image[:window[2], :window[3]],
+                                   reference[name + "/resized"], atol=2e-3)
+        assert not image[window[2]:].any() and not image[:, window[3]:].any()

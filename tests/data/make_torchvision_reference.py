@@ -36,7 +36,11 @@ from torchvision.models.resnet import Bottleneck, ResNet
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = {"v1": os.path.join(HERE, "torchvision_maskrcnn_reference.npz"),
-       "v2": os.path.join(HERE, "torchvision_maskrcnn_v2_reference.npz")}
+       "v2": os.path.join(HERE, "torchvision_maskrcnn_v2_reference.npz"),
+       "resize": os.path.join(HERE, "torchvision_resize_reference.npz")}
+# Image sizes whose resize to (800, 1333) torchvision's transform is recorded for.
+RESIZE_SHAPES = [(480, 640), (427, 640), (640, 480), (333, 500), (375, 500), (1000, 3000),
+                 (200, 596), (612, 612), (500, 333), (81, 1000), (799, 1201), (1333, 800)]
 
 # The small architecture (tests/test_convert.py builds the same in mrcnn).
 WIDTHS = (8, 16, 32, 64)          # inner width of stages 2..5 (outputs are 4x)
@@ -192,6 +196,29 @@ def make(version):
     print("wrote", OUT[version], os.path.getsize(OUT[version]), "bytes")
 
 
+def make_resize():
+    """torchvision's resize (``GeneralizedRCNNTransform``'s, before its normalization, which
+    commutes with it): the output sizes for RESIZE_SHAPES at (800, 1333), and two resized
+    smooth images at (128, 224), one scaled up and one down."""
+    from torchvision.models.detection.transform import _resize_image_and_masks
+
+    arrays = {"shapes": np.array(RESIZE_SHAPES)}
+    sizes = []
+    for h, w in RESIZE_SHAPES:
+        out, _ = _resize_image_and_masks(torch.zeros(3, h, w), 800.0, 1333.0)
+        sizes.append(out.shape[-2:])
+    arrays["sizes"] = np.array(sizes)
+    rng = np.random.default_rng(11)
+    for name, shape in (("up", (60, 90)), ("down", (300, 500))):
+        image = smooth_image(shape, rng)
+        x = torch.from_numpy(image).permute(2, 0, 1).float()
+        out, _ = _resize_image_and_masks(x, float(MIN_SIZE), float(MAX_SIZE))
+        arrays[name + "/image"] = image
+        arrays[name + "/resized"] = out.permute(1, 2, 0).numpy()
+    np.savez_compressed(OUT["resize"], **arrays)
+    print("wrote", OUT["resize"], os.path.getsize(OUT["resize"]), "bytes")
+
+
 if __name__ == "__main__":
     for name in sys.argv[1:] or OUT:
-        make(name)
+        make_resize() if name == "resize" else make(name)
