@@ -35,11 +35,11 @@ setup(
     install_requires=read_requirements("requirements.txt"),
     extras_require={
         "test": read_requirements("requirements-dev.txt"),
-        # TFLite and ONNX export and their runtimes (mrcnn.export_formats, mrcnn.export_runner).
+        # TFLite and ONNX export and their runtimes (mrcnn.export.formats, mrcnn.export.runner).
         "export": read_requirements("requirements-export.txt"),
         # imgaug does not import under NumPy 2; install it only where it works.
         "imgaug": ["imgaug"],
-        # Reading torchvision's .pth files for `python -m mrcnn.convert torchvision` only.
+        # Reading torchvision's .pth files for `python -m mrcnn.weights.convert torchvision` only.
         "torch": ["torch"],
     },
     # The command line of mrcnn.cli (also `python -m mrcnn`).

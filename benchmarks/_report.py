@@ -13,7 +13,7 @@ def machine():
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
     if root not in sys.path:
         sys.path.insert(0, root)
-    from mrcnn.precision import cpu_info
+    from mrcnn.modeling.precision import cpu_info
     return {"cpus": os.cpu_count(), **cpu_info(), "python": platform.python_version()}
 
 
@@ -39,7 +39,7 @@ def train_step_times(config, steps, warmup=0):
     callers leave them out of medians), seconds of each of the ``steps`` steps after those).
     The batches are prepared before the clock starts: step times, not the input pipeline's.
     """
-    from mrcnn import data
+    from mrcnn.data import pipeline as data
     from mrcnn import model as modellib
     from samples.shapes.shapes import make_datasets
 

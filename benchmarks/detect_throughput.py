@@ -70,7 +70,7 @@ def build_model(tiny, images_per_gpu):
 
 def sequential(model, paths):
     """Read BATCH_SIZE files, detect() on them, and so on; returns the detections count."""
-    from mrcnn.images import read_rgb
+    from mrcnn.data.images import read_rgb
 
     found = 0
     step = model.config.BATCH_SIZE

@@ -32,9 +32,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from _report import emit, machine  # noqa: E402
-from mrcnn import data  # noqa: E402
+from mrcnn.data import pipeline as data  # noqa: E402
 from mrcnn import model as modellib  # noqa: E402
-from mrcnn import training  # noqa: E402
+from mrcnn.engine import training  # noqa: E402
 from samples.shapes.shapes import ScratchShapesConfig, make_datasets  # noqa: E402
 
 
@@ -77,7 +77,7 @@ def main():
     args = parser.parse_args()
 
     if args.tf_data_autotune:
-        # train() builds both pipelines through this name (mrcnn.training imports it).
+        # train() builds both pipelines through this name (mrcnn.engine.training imports it).
         training.build_input_pipeline = functools.partial(data.build_input_pipeline,
                                                           tf_data_autotune=True)
     config = type("Timed", (ScratchShapesConfig,), {

@@ -3,7 +3,7 @@
 Model: default Config with ResNet-50-FPN (81 classes as for COCO, random weights, one image per
 call, DETECTION_MIN_CONFIDENCE 0 so that all 100 detections are kept: a busy image). Exported
 as a SavedModel (any image size, everything in the graph), TFLite fp32 and dynamic-range
-quantized (int8 weights), and ONNX (the fixed-size core; ``mrcnn.export_runner`` molds the
+quantized (int8 weights), and ONNX (the fixed-size core; ``mrcnn.export.runner`` molds the
 image and pastes the masks in NumPy). Each is timed on the same random 1024x1024 image: one
 warm-up call, then the median of ``--runs`` calls. For the runners the time of the model call
 alone (``core_s``) is reported beside the whole ``detect()``.
@@ -94,7 +94,7 @@ def main():
     import tf2onnx
     from mrcnn import model as modellib
     from mrcnn.config import Config
-    from mrcnn.export_runner import ExportedModel
+    from mrcnn.export.runner import ExportedModel
 
     class BenchConfig(Config):
         NAME = "bench"

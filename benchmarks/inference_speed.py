@@ -9,7 +9,7 @@ DETECTION_MIN_CONFIDENCE is set to 0 so that all DETECTION_MAX_INSTANCES (100) d
 kept and their masks pasted: the cost of a busy image.
 
 ``--postprocess`` times instead ``detect()``'s post-processing, TensorFlow
-(``mrcnn.postprocess``, what ``detect()`` runs) against Matterport's NumPy unmolding
+(``mrcnn.inference.postprocess``, what ``detect()`` runs) against Matterport's NumPy unmolding
 (``MaskRCNN.unmold_detections``, what ``detect()`` ran before), on the same predictions, and
 ``detect()`` against "detect() with the NumPy unmolding", alternating in the same process. It
 also reports how far the two agree (boxes, class ids, scores; mask IoU and identical pixels).
@@ -96,7 +96,7 @@ def postprocess_child(case, runs):
     import tensorflow as tf
 
     from mrcnn import model as modellib
-    from mrcnn import postprocess
+    from mrcnn.inference import postprocess
     from mrcnn.config import Config
     from samples.shapes.shapes import ScratchShapesConfig
 

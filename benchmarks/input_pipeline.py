@@ -1,6 +1,6 @@
 """Throughput of the training input pipeline (images/s), printed as JSON.
 
-Measures ``mrcnn.data.build_input_pipeline`` on generated shapes images for two settings:
+Measures ``mrcnn.data.pipeline.build_input_pipeline`` on generated shapes images for two settings:
 the shapes config (128x128) and the default config (images resized and padded to 1024x1024),
 each with one worker thread, with the default (one map call per CPU core, two batches
 prefetched, tf.data's autotuning off) and with tf.data's autotuning (AUTOTUNE map calls and
@@ -22,7 +22,7 @@ import albumentations as A  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from _report import emit, machine  # noqa: E402
-from mrcnn import data  # noqa: E402
+from mrcnn.data import pipeline as data  # noqa: E402
 from mrcnn.config import Config  # noqa: E402
 from samples.shapes.shapes import ShapesConfig, ShapesDataset  # noqa: E402
 

@@ -202,7 +202,7 @@ def main():
     parser.add_argument("--steps", type=int, default=CpuNucleusConfig.STEPS_PER_EPOCH,
                         help="steps per epoch")
     # Kept so that the recorded command runs: the sample itself now trains every layer from
-    # the first step with --weights none (mrcnn.recipes.training_plan).
+    # the first step with --weights none (mrcnn.engine.recipes.training_plan).
     parser.add_argument("--recipe", choices=("all",), default="all",
                         help="'all': every layer from the first step (what nucleus.py train "
                              "--weights none does)")

@@ -2,7 +2,7 @@
 
 Exports one trained shapes checkpoint (the demo's ``ScratchShapesConfig``: ResNet-50-FPN,
 128x128) as TFLite fp32 and TFLite dynamic-range (int8 weights), runs both with LiteRT through
-``mrcnn.export_runner`` on held-out shapes images (a seed disjoint from training) and scores
+``mrcnn.export.runner`` on held-out shapes images (a seed disjoint from training) and scores
 each, and ``model.detect()`` itself, with COCO metrics (pycocotools) and Matterport's mAP@0.5.
 
     python benchmarks/quantization_shapes.py --weights logs/.../mask_rcnn_shapes_0008.h5
@@ -22,7 +22,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
 
 from _report import emit, machine  # noqa: E402
-from mrcnn import evaluate, export_runner  # noqa: E402
+from mrcnn.evaluation import evaluate
+from mrcnn.export import runner as export_runner  # noqa: E402
 from mrcnn import model as modellib  # noqa: E402
 from samples.shapes import shapes  # noqa: E402
 

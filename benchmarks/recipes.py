@@ -36,9 +36,9 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 
 from _report import emit, machine  # noqa: E402
-from mrcnn import evaluate  # noqa: E402
+from mrcnn.evaluation import evaluate  # noqa: E402
 from mrcnn import model as modellib  # noqa: E402
-from mrcnn.dataset import ClassAgnosticDataset, image_class_ids  # noqa: E402
+from mrcnn.data.dataset import ClassAgnosticDataset, image_class_ids  # noqa: E402
 from samples.shapes import shapes  # noqa: E402
 
 IMAGE_SIZE = 64

@@ -27,8 +27,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from _report import emit, machine  # noqa: E402
-from mrcnn import callbacks as callbacks_lib  # noqa: E402
-from mrcnn import evaluate  # noqa: E402
+from mrcnn.engine import callbacks as callbacks_lib  # noqa: E402
+from mrcnn.evaluation import evaluate  # noqa: E402
 from mrcnn import model as modellib  # noqa: E402
 from samples.shapes.shapes import ScratchShapesConfig, make_datasets  # noqa: E402
 

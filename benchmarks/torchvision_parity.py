@@ -2,11 +2,12 @@
 mrcnn, live.
 
 Random weights (pretrained ones cannot be downloaded here; a real ``.pth`` converts the same
-way), drawn as tests/data/make_torchvision_reference.py draws them, then the heads' last layers
-scaled (:func:`calibrate`) so that scores are well apart and none saturates. On ``--images`` generated 800x1066 images (torchvision's resize keeps them; both pad
-them to 800x1088) it reports, per image, every stage's largest difference
-(``mrcnn.parity.compare_stages``), and the seconds per image of torchvision's forward pass
-(resize, normalization, paste included) and of ``detect()`` on the same CPU, in one run.
+way), drawn as tests/reference/make_torchvision_reference.py draws them, then the heads' last layers
+scaled (:func:`calibrate`) so that scores are well apart and none saturates. On ``--images``
+generated 800x1066 images (torchvision's resize keeps them; both pad them to 800x1088) it reports,
+per image, every stage's largest difference (``mrcnn.weights.parity.compare_stages``), and the
+seconds per image of torchvision's forward pass (resize, normalization, paste included) and of
+``detect()`` on the same CPU, in one run.
 
 torch lives in another environment than TensorFlow here: the script runs itself there for the
 torch half (``--torch-python``), through files in a temporary folder.
@@ -32,7 +33,7 @@ HEIGHT, WIDTH = 800, 1066
 
 
 def _reference_module():
-    """tests/data/make_torchvision_reference.py (its randomize, smooth_image and stages)."""
+    """tests/reference/make_torchvision_reference.py (its randomize, smooth_image and stages)."""
     spec = importlib.util.spec_from_file_location("tv_reference", REFERENCE_SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -109,7 +110,7 @@ def mrcnn_half(workdir, images, runs, arch):
     import numpy as np
 
     sys.path.insert(0, ROOT)
-    from mrcnn import convert, parity
+    from mrcnn.weights import convert, parity
     from mrcnn import model as modellib
 
     config = convert.torchvision_config(arch)

@@ -20,7 +20,7 @@ a float32 matmul's on the same machine in the same run.
 Variants, each profiled in the same run: float32 with Keras' BatchNormalization, Keras'
 optimizer updates and the optimizer built inside the first trace (the step before issue 11);
 float32 and mixed bfloat16 with mrcnn's fused BatchNorm, each with Keras' optimizer updates
-and with mrcnn's fused ones (mrcnn/optimizers.py).
+and with mrcnn's fused ones (mrcnn/engine/optimizers.py).
 ``first_step_s`` is the first ``train_on_batch``: tracing and graph optimization included.
 
     python benchmarks/train_profile.py [--steps 8] [--preset scratch] [--variants ...]
@@ -43,11 +43,11 @@ import tensorflow as tf  # noqa: E402
 
 from _report import emit, machine, run_times  # noqa: E402
 from _report import seconds as call_seconds  # noqa: E402
-from mrcnn import data  # noqa: E402
+from mrcnn.data import pipeline as data  # noqa: E402
 from mrcnn import model as modellib  # noqa: E402
-from mrcnn import optimizers  # noqa: E402
-from mrcnn.layers import BatchNorm  # noqa: E402
-from mrcnn.training import TrainingModel  # noqa: E402
+from mrcnn.engine import optimizers  # noqa: E402
+from mrcnn.modeling.layers import BatchNorm  # noqa: E402
+from mrcnn.engine.training import TrainingModel  # noqa: E402
 from samples.shapes.shapes import PRESETS, make_datasets  # noqa: E402
 
 # Stage name -> the layers whose outputs end it (each prefix includes every earlier stage).

@@ -23,9 +23,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from _report import emit, machine, seconds  # noqa: E402
-from mrcnn import data, precision  # noqa: E402
+from mrcnn.data import pipeline as data
+from mrcnn.modeling import precision  # noqa: E402
 from mrcnn import model as modellib  # noqa: E402
-from mrcnn.backbone import resnet_graph  # noqa: E402
+from mrcnn.modeling.backbone import resnet_graph  # noqa: E402
 from samples.shapes.shapes import ScratchShapesConfig, make_datasets  # noqa: E402
 
 

@@ -1,6 +1,6 @@
 """The command line ``python -m mrcnn <command> DATA ...`` (also installed as ``mrcnn``).
 
-Commands, each on a data file (see :mod:`mrcnn.datafile`)::
+Commands, each on a data file (see :mod:`mrcnn.data.datafile`)::
 
     mrcnn inspect  data.yaml [--out DIR]                 # dataset report: text + one PNG page
     mrcnn train    data.yaml --weights coco|imagenet|last|none|PATH [--epochs N] [--steps N]
@@ -12,14 +12,14 @@ Commands, each on a data file (see :mod:`mrcnn.datafile`)::
 lists, strings; never run). A new training run from random weights takes
 RPN_ANCHOR_SCALES and MEAN_PIXEL from the dataset report unless something sets them
 (``--no-data-defaults``); with pretrained weights they are only printed as advice, and a
-resumed run keeps its own. ``detect --tiles`` runs :mod:`mrcnn.tiling` on large images.
+resumed run keeps its own. ``detect --tiles`` runs :mod:`mrcnn.inference.tiling` on large images.
 Training writes Matterport's run directory under ``--logs``
 (``<name><YYYYmmddTHHMM>/mask_rcnn_<name>_<epoch>.h5``) and, beside the checkpoints,
 ``run_config.json``: the recipe and the attributes the run set beyond the data file (the
 from-scratch recipe, the data defaults, ``--set``), which evaluate, detect, export and a
 resumed train read back so that a model trained with GroupNorm is rebuilt with GroupNorm.
 With ``--weights none`` every layer trains from the first step under the from-scratch recipe
-(:mod:`mrcnn.recipes`); pretrained weights train the heads, then everything (Matterport's
+(:mod:`mrcnn.engine.recipes`); pretrained weights train the heads, then everything (Matterport's
 schedule). Evaluate and detect write into ``--out`` (default: a
 timestamped folder under ``--logs``): the metrics table, a COCO json of the detections and
 pictures.
@@ -33,8 +33,9 @@ import sys
 
 import numpy as np
 
-from mrcnn import datafile, recipes
-from mrcnn.images import read_rgb
+from mrcnn.data import datafile
+from mrcnn.engine import recipes
+from mrcnn.data.images import read_rgb
 
 COMMANDS = ("inspect", "train", "evaluate", "detect", "export")
 # Attributes Config computes in __init__ (instance attributes, so --set and the data file
@@ -98,7 +99,7 @@ def build_parser():
     """The argparse parser of every command."""
     parser = argparse.ArgumentParser(
         prog="mrcnn", description="Mask R-CNN on an annotated dataset named by a data file "
-                                  "(YAML or JSON; see mrcnn.datafile).")
+                                  "(YAML or JSON; see mrcnn.data.datafile).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
     helps = {"inspect": "dataset report: text summary and one PNG page",
              "train": "train (a run directory under --logs)",
@@ -144,7 +145,7 @@ def build_parser():
                                ", ".join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)))
             p.add_argument("--tiles", action="store_true",
                            help="detect on images in overlapping IMAGE_MAX_DIM tiles at full "
-                                "resolution instead of resizing them (mrcnn.tiling)")
+                                "resolution instead of resizing them (mrcnn.inference.tiling)")
             p.add_argument("--overlap", type=non_negative_int,
                            help="--tiles: pixels shared by neighbouring tiles (default a "
                                 "quarter of the tile; above the largest object's side)")
@@ -241,7 +242,7 @@ def inference_model(args, data):
 
 def command_inspect(args, data):
     """Write ``report.txt`` and ``report.png``; returns the report dict."""
-    from mrcnn import inspect_data
+    from mrcnn.data import inspect_data
 
     train = data.load("train")
     splits = {"train": train}
@@ -258,7 +259,7 @@ def data_defaults(base, overrides, train, args):
     RPN_ANCHOR_SCALES and MEAN_PIXEL that the dataset report suggests, unless the config
     class, the data file or the command line sets them. command_train applies them to a new
     run from random weights only, and prints them as advice with pretrained weights."""
-    from mrcnn import inspect_data
+    from mrcnn.data import inspect_data
 
     config = type(base.__name__, (base,), overrides)()
     print("Choosing defaults from the data (the first {} training images)".format(
@@ -327,7 +328,7 @@ def _draw(image, result, names, path, title):
 def command_evaluate(args, data):
     """COCO metrics of a split: ``metrics.txt``, ``metrics.json`` (summary and COCO
     detections) and pictures; returns the summary."""
-    from mrcnn import evaluate
+    from mrcnn.evaluation import evaluate
 
     model, names = inference_model(args, data)
     dataset = data.load(args.split, names)
@@ -431,7 +432,9 @@ def command_detect(args, data):
     returns the json's path."""
     import keras
 
-    from mrcnn import evaluate, tiling, visualize
+    from mrcnn.evaluation import evaluate
+    from mrcnn.inference import tiling
+    from mrcnn import visualize
 
     files = input_files(args.inputs)
     model, names = inference_model(args, data)
@@ -475,32 +478,8 @@ def command_detect(args, data):
                   os.path.basename(path))
             progress.add(1)
             continue
-        fps, count, frames = video_frames(path)
-        print("Video", path)
-        cv2 = _import_cv2()
-        video_out = os.path.join(out, "{}_detections.avi".format(stem))
-        writer, frame_progress = None, keras.utils.Progbar(count, unit_name="frame")
-        # Frames are decoded and molded ahead while the graph runs on the current ones.
-        detections = model.detect_iter(frames, return_images=True)
-        try:
-            for result in detections:
-                if "error" in result:
-                    raise CommandError("{}: frame {}: {}".format(path, result["index"],
-                                                                 result["error"]))
-                index, frame = result["index"], result["image"]
-                record(frame, result, file_name="{}#{}".format(os.path.abspath(path), index),
-                       video=os.path.abspath(path), frame=index)
-                if writer is None:
-                    writer = cv2.VideoWriter(video_out, cv2.VideoWriter_fourcc(*"MJPG"), fps,
-                                             (frame.shape[1], frame.shape[0]))
-                writer.write(np.ascontiguousarray(overlay(frame, result, colors)[..., ::-1]))
-                frame_progress.add(1)
-        finally:
-            detections.close()   # stops its reading thread, also on an error here
-            if writer is not None:
-                writer.release()
-        if writer is None:
-            raise CommandError("{}: no frame could be read".format(path))
+        _detect_video(model, path, os.path.join(out, "{}_detections.avi".format(stem)), colors,
+                      record)
     if still_results is not None:
         still_results.close()
     json_path = os.path.join(out, "detections.json")
@@ -515,9 +494,41 @@ def command_detect(args, data):
     return json_path
 
 
+def _detect_video(model, path, video_out, colors, record):
+    """Detect on every frame of video ``path``: the frames with their detections drawn go to
+    ``video_out`` (Motion JPEG), each frame's detections to ``record(frame, result, ...)``."""
+    import keras
+
+    fps, count, frames = video_frames(path)
+    print("Video", path)
+    cv2 = _import_cv2()
+    writer, frame_progress = None, keras.utils.Progbar(count, unit_name="frame")
+    # Frames are decoded and molded ahead while the graph runs on the current ones.
+    detections = model.detect_iter(frames, return_images=True)
+    try:
+        for result in detections:
+            if "error" in result:
+                raise CommandError("{}: frame {}: {}".format(path, result["index"],
+                                                             result["error"]))
+            index, frame = result["index"], result["image"]
+            record(frame, result, file_name="{}#{}".format(os.path.abspath(path), index),
+                   video=os.path.abspath(path), frame=index)
+            if writer is None:
+                writer = cv2.VideoWriter(video_out, cv2.VideoWriter_fourcc(*"MJPG"), fps,
+                                         (frame.shape[1], frame.shape[0]))
+            writer.write(np.ascontiguousarray(overlay(frame, result, colors)[..., ::-1]))
+            frame_progress.add(1)
+    finally:
+        detections.close()   # stops its reading thread, also on an error here
+        if writer is not None:
+            writer.release()
+    if writer is None:
+        raise CommandError("{}: no frame could be read".format(path))
+
+
 def command_export(args, data):
     """Export the model; returns the output path."""
-    from mrcnn import export_formats
+    from mrcnn.export import formats as export_formats
 
     if args.quantize and args.format != "tflite":
         raise CommandError("--quantize applies to --format tflite only")

@@ -10,7 +10,7 @@ import importlib
 
 import numpy as np
 
-from mrcnn import image_meta
+from mrcnn.data import image_meta
 
 # The allowed values of the settings live with the checks (mrcnn.config_checks); they are
 # imported from here too.
@@ -103,7 +103,7 @@ class Config:
         numbers (background first), or "balanced" (from the training set's instance counts,
         see ``losses.balanced_class_weights``), against class imbalance.
     DISTRIBUTE (None)
-        How ``train()`` uses several devices (``mrcnn.distribute``). None decides: several
+        How ``train()`` uses several devices (``mrcnn.engine.distribute``). None decides: several
         workers in the ``TF_CONFIG`` environment variable -> "multi_worker"; else GPU_COUNT > 1
         -> "mirrored"; else one device, no strategy. "mirrored": ``tf.distribute``'s
         MirroredStrategy over GPU_COUNT GPUs of this machine (GPU_COUNT logical CPU devices on
@@ -178,8 +178,8 @@ class Config:
         "mixed_bfloat16" or "mixed_float16": the backbone, the FPN and the heads' convolutions
         compute in that type (Keras dtype policies; variables stay float32); boxes, NMS, RoI
         sampling, RoIAlign, the final logits, softmax/sigmoid and the losses stay float32 (see
-        ``mrcnn.precision``). float16 trains with a dynamically scaled loss. bfloat16 is fast on
-        CPUs with AMX or AVX512-BF16 and on recent GPUs; float16 on GPUs with tensor cores
+        ``mrcnn.modeling.precision``). float16 trains with a dynamically scaled loss. bfloat16 is
+        fast on CPUs with AMX or AVX512-BF16 and on recent GPUs; float16 on GPUs with tensor cores
         only (CPUs have no fast float16 kernels: a tiny model's step took 18 s instead of
         0.1 s).
     """
@@ -443,7 +443,7 @@ TORCHVISION_COCO_CLASSES = (
 
 class TorchvisionMaskRCNNConfig(Config):
     """torchvision's ``maskrcnn_resnet50_fpn`` with its inference settings, for the weights
-    ``python -m mrcnn.convert torchvision`` makes from its ``.pth`` (docs/fidelity.md).
+    ``python -m mrcnn.weights.convert torchvision`` makes from its ``.pth`` (docs/fidelity.md).
 
     91 class slots numbered as COCO's category ids (TORCHVISION_COCO_CLASSES: index 0 is the
     background, the 11 ids COCO skips are "N/A" and never predicted); its resize (short side

@@ -24,21 +24,21 @@ MASK_LOSSES = ("bce", "dice", "bce+dice")
 
 NORMS = ("batch", "frozen_batch", "group")
 
-# Config.DISTRIBUTE: None decides from GPU_COUNT and TF_CONFIG (see mrcnn.distribute).
+# Config.DISTRIBUTE: None decides from GPU_COUNT and TF_CONFIG (see mrcnn.engine.distribute).
 DISTRIBUTE_KINDS = (None, "mirrored", "multi_worker")
 
 MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
 
-# Config.ROI_LEVEL_MAPPING (see mrcnn.roi_align.roi_level).
+# Config.ROI_LEVEL_MAPPING (see mrcnn.modeling.roi_align.roi_level).
 ROI_LEVEL_MAPPINGS = ("matterport", "torchvision")
 
-# Config.RESNET_STYLE (see mrcnn.backbone).
+# Config.RESNET_STYLE (see mrcnn.modeling.backbone).
 RESNET_STYLES = ("matterport", "torchvision")
 
-# Config.RPN_ANCHOR_STYLE (see utils.generate_anchors) and Config.BOX_DECODING (see
+# Config.RPN_ANCHOR_STYLE (see mrcnn.modeling.anchors.generate_anchors) and Config.BOX_DECODING (see
 # box_ops.decode_pixel_boxes).
 ANCHOR_STYLES = ("matterport", "torchvision")
-# Config.MASK_PASTE (see mrcnn.postprocess.paste_mode).
+# Config.MASK_PASTE (see mrcnn.inference.postprocess.paste_mode).
 PASTE_MODES = ("resize", "aligned", "unaligned", "torchvision")
 BOX_DECODINGS = ("matterport", "torchvision")
 
@@ -104,7 +104,7 @@ class _Checks:
 
 
 def validate_run(config):
-    """The run (``MaskRCNN.train``, ``mrcnn.callbacks``): devices, batch, steps, classes."""
+    """The run (``MaskRCNN.train``, ``mrcnn.engine.callbacks``): devices, batch, steps, classes."""
     check = _Checks(config)
     check.positive_int("GPU_COUNT", "IMAGES_PER_GPU", "STEPS_PER_EPOCH", "NUM_CLASSES",
                        "TENSORBOARD_IMAGE_COUNT")
@@ -114,9 +114,9 @@ def validate_run(config):
 
 
 def validate_input(config):
-    """Images and ground truth (``utils.resize_image``, ``mrcnn.transform``, ``mrcnn.data``,
-    ``mrcnn.repeat_factor``): resize mode and sizes, pixel statistics, mini masks,
-    multi-scale training, repeat-factor sampling."""
+    """Images and ground truth (``utils.resize_image``, ``mrcnn.inference.molding``,
+    ``mrcnn.data.pipeline``, ``mrcnn.data.repeat_factor``): resize mode and sizes, pixel statistics,
+    mini masks, multi-scale training, repeat-factor sampling."""
     check = _Checks(config)
     check.positive_int("IMAGE_CHANNEL_COUNT", "MAX_GT_INSTANCES")
     check.sequence("MEAN_PIXEL")
@@ -161,7 +161,7 @@ def validate_input(config):
 
 
 def validate_backbone(config):
-    """Backbone and FPN (``mrcnn.backbone``, ``graph.build_features``): the network, its
+    """Backbone and FPN (``mrcnn.modeling.backbone``, ``graph.build_features``): the network, its
     strides, style and normalization."""
     check = _Checks(config)
     check.positive_int("TOP_DOWN_PYRAMID_SIZE")
@@ -185,8 +185,8 @@ def validate_backbone(config):
 
 
 def validate_rpn(config):
-    """Anchors, RPN and proposals (``utils.generate_anchors``, ``mrcnn.rpn``, the RPN targets
-    of ``mrcnn.targets`` and ``mrcnn.matching``)."""
+    """Anchors, RPN and proposals (``mrcnn.modeling.anchors``, ``mrcnn.modeling.rpn``, the RPN
+    targets of ``mrcnn.modeling.targets`` and ``mrcnn.modeling.matching``)."""
     check = _Checks(config)
     check.positive_int("RPN_TRAIN_ANCHORS_PER_IMAGE", "PRE_NMS_LIMIT", "POST_NMS_ROIS_TRAINING",
                        "POST_NMS_ROIS_INFERENCE", "RPN_ANCHOR_STRIDE", "RPN_CONV_CHANNELS",
@@ -212,8 +212,8 @@ def validate_rpn(config):
 
 
 def validate_heads(config):
-    """RoI sampling, RoIAlign and the box and mask heads (``mrcnn.targets``,
-    ``mrcnn.roi_align``, ``mrcnn.heads``)."""
+    """RoI sampling, RoIAlign and the box and mask heads (``mrcnn.modeling.targets``,
+    ``mrcnn.modeling.roi_align``, ``mrcnn.modeling.heads``)."""
     check = _Checks(config)
     check.positive_int("TRAIN_ROIS_PER_IMAGE", "POOL_SIZE", "MASK_POOL_SIZE",
                        "FPN_CLASSIF_FC_LAYERS_SIZE", "MASK_HEAD_CHANNELS")
@@ -241,7 +241,8 @@ def validate_heads(config):
 
 
 def validate_detection(config):
-    """Detections and their masks (``mrcnn.detection``, ``mrcnn.postprocess``)."""
+    """Detections and their masks (``mrcnn.modeling.detection``,
+    ``mrcnn.inference.postprocess``)."""
     check = _Checks(config)
     check.positive_int("DETECTION_MAX_INSTANCES")
     check.boolean("DETECTION_MULTI_LABEL")
@@ -253,7 +254,7 @@ def validate_detection(config):
 
 
 def validate_losses(config):
-    """The losses (``mrcnn.losses``, ``training.TrainingModel``): weights and options."""
+    """The losses (``mrcnn.modeling.losses``, ``training.TrainingModel``): weights and options."""
     check = _Checks(config)
     if not isinstance(config.LOSS_WEIGHTS, dict):
         check.fail("LOSS_WEIGHTS must be a dict of loss name -> weight, got {!r}".format(
@@ -277,7 +278,8 @@ def validate_losses(config):
 
 
 def validate_optimizer(config):
-    """The optimizer and its schedule (``training.build_optimizer``, ``mrcnn.optimizers``)."""
+    """The optimizer and its schedule (``training.build_optimizer``,
+    ``mrcnn.engine.optimizers``)."""
     check = _Checks(config)
     check.sequence("LR_STEP_FRACTIONS")
     if config.LR_SCHEDULE not in (None, "step", "cosine"):
@@ -300,7 +302,7 @@ def validate_optimizer(config):
 
 
 def validate_devices(config):
-    """Precision and distribution (``mrcnn.precision``, ``mrcnn.distribute``)."""
+    """Precision and distribution (``mrcnn.modeling.precision``, ``mrcnn.engine.distribute``)."""
     check = _Checks(config)
     check.one_of("MIXED_PRECISION", MIXED_PRECISION_POLICIES)
     check.one_of("DISTRIBUTE", DISTRIBUTE_KINDS)

@@ -7,16 +7,20 @@ its notebooks are re-exported here (``load_image_gt``, ``mold_image``, ``compose
 import keras
 import numpy as np
 
-from mrcnn import (checkpoints, distribute, export_formats, graph, postprocess, throughput,
-                   training, transform, weights)
-from mrcnn import losses as losses_lib
-from mrcnn.callbacks import training_callbacks
-from mrcnn.checkpoints import CHECKPOINT_RE, CheckpointCallback  # noqa: F401 (Matterport API)
+from mrcnn.engine import checkpoints, distribute, training
+from mrcnn.export import formats as export_formats
+from mrcnn.modeling import anchors, graph
+from mrcnn.inference import postprocess, throughput, molding as transform
+from mrcnn.weights import loading as weights
+from mrcnn.modeling import losses as losses_lib
+from mrcnn.engine.callbacks import training_callbacks
+# Matterport API: CHECKPOINT_RE, CheckpointCallback.
+from mrcnn.engine.checkpoints import CHECKPOINT_RE, CheckpointCallback  # noqa: F401
 from mrcnn.config import config_train_bn
-from mrcnn.data import data_generator, load_image_gt  # noqa: F401 (Matterport API)
-from mrcnn.image_meta import compose_image_meta, parse_image_meta  # noqa: F401
-from mrcnn.training import LAYER_PRESETS, TrainingModel  # noqa: F401 (Matterport API)
-from mrcnn.transform import mold_image, unmold_image  # noqa: F401 (Matterport API)
+from mrcnn.data.pipeline import data_generator, load_image_gt  # noqa: F401 (Matterport API)
+from mrcnn.data.image_meta import compose_image_meta, parse_image_meta  # noqa: F401
+from mrcnn.engine.training import LAYER_PRESETS, TrainingModel  # noqa: F401 (Matterport API)
+from mrcnn.inference.molding import mold_image, unmold_image  # noqa: F401 (Matterport API)
 
 
 class MaskRCNN:
@@ -25,7 +29,7 @@ class MaskRCNN:
     ``model_dir`` receives training logs and checkpoints
     (``<model_dir>/<name><YYYYmmddTHHMM>/mask_rcnn_<name>_<epoch>.h5``). ``classifier_head``,
     ``mask_head``, ``roi_sampler`` and ``losses`` replace the default parts without editing
-    mrcnn (see ``mrcnn.graph.Parts``).
+    mrcnn (see ``mrcnn.modeling.graph.Parts``).
 
     A training model on several devices (GPU_COUNT > 1, or several workers in TF_CONFIG; see
     ``Config.DISTRIBUTE``) is built and trained under the ``tf.distribute`` strategy
@@ -39,7 +43,7 @@ class MaskRCNN:
         self.config = config
         self.model_dir = model_dir
         self.parts = graph.Parts(classifier_head, mask_head, roi_sampler, losses)
-        self.anchor_cache = transform.AnchorCache(config)
+        self.anchor_cache = anchors.AnchorCache(config)
         self.set_log_dir()
         # The strategy must exist before the model: its variables are created mirrored.
         self.strategy = distribute.create_strategy(config) if mode == "training" else None
@@ -51,7 +55,7 @@ class MaskRCNN:
     ############################################################
 
     def build(self, mode, config):
-        """Build the functional Keras graph for ``mode`` (see ``mrcnn.graph``)."""
+        """Build the functional Keras graph for ``mode`` (see ``mrcnn.modeling.graph``)."""
         return graph.build_graph(mode, config, self.parts)
 
     ############################################################
@@ -137,7 +141,7 @@ class MaskRCNN:
         """Train up to epoch ``epochs`` (cumulative: it continues from ``self.epoch``).
 
         layers: "heads", "3+", "4+", "5+", "all", or a regular expression on layer names.
-        augmentation: an albumentations pipeline or an imgaug augmenter (see mrcnn.data).
+        augmentation: an albumentations pipeline or an imgaug augmenter (see mrcnn.data.pipeline).
         A learning rate that is not positive, ``layers`` that match no layer with weights, and
         ``epochs`` not beyond ``self.epoch`` are ValueErrors raised before anything is written.
         A new run claims its directory (see :meth:`set_log_dir`) when training starts.
@@ -232,7 +236,7 @@ class MaskRCNN:
         fewer give each result sooner). An input that cannot be read or is not a valid image
         yields ``{"index", "name", "error"}``, the error naming it, and the others go on.
         return_images: also give each result its ``image`` as read (what the masks cover).
-        See ``mrcnn.throughput``.
+        See ``mrcnn.inference.throughput``.
         """
         return throughput.detect_iter(self, inputs, batch_size=batch_size, workers=workers,
                                       prefetch=prefetch, return_images=return_images)
@@ -254,7 +258,7 @@ class MaskRCNN:
 
     def _detect_molded(self, molded_images, image_metas, original_shapes, windows):
         """Run the graph on molded images and unmold each image's detections (in TensorFlow,
-        see ``mrcnn.postprocess``)."""
+        see ``mrcnn.inference.postprocess``)."""
         molded_images, image_metas = transform.pad_batch([molded_images, image_metas],
                                                          self.config.BATCH_SIZE)
         outputs = self.keras_model.predict_on_batch(
@@ -266,9 +270,9 @@ class MaskRCNN:
         """Write the model for serving without mrcnn; returns ``path``.
 
         format: "savedmodel" (default): a SavedModel whose signature detects on one uint8 image
-        of any size (see ``mrcnn.serving``). "tflite" or "onnx": the fixed-size core
+        of any size (see ``mrcnn.export.serving``). "tflite" or "onnx": the fixed-size core
         (IMAGE_MAX_DIM square input, builtin ops only) plus ``<path>.json``, run with
-        ``mrcnn.export_runner`` (see ``mrcnn.export_formats``; ONNX needs ``mrcnn[export]``).
+        ``mrcnn.export.runner`` (see ``mrcnn.export.formats``; ONNX needs ``mrcnn[export]``).
         quantize: "dynamic" for dynamic-range quantized TFLite weights.
         """
         return export_formats.export(self, path, format=format, quantize=quantize)

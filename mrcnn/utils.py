@@ -1,12 +1,12 @@
-"""Matterport's ``utils`` module: NumPy image/mask resizing, anchors and the weights download.
+"""Matterport's ``utils`` module: NumPy image/mask resizing and the weights download.
 
 Nothing here imports TensorFlow. Conventions (as in Matterport): boxes are ``(y1, x1, y2, x2)`` in
 pixels with y2/x2 exclusive; masks are ``[height, width, instances]`` bool arrays. Box math is
-defined in :mod:`mrcnn.boxes` and the AP family in :mod:`mrcnn.metrics`; both are re-exported here
-so that Matterport scripts keep working.
+defined in :mod:`mrcnn.modeling.boxes`, anchors in :mod:`mrcnn.modeling.anchors` and the AP
+family in :mod:`mrcnn.evaluation.metrics`; they are re-exported here so that Matterport scripts
+keep working.
 """
 
-import functools
 import os
 import shutil
 import tempfile
@@ -19,12 +19,16 @@ import scipy.ndimage
 import skimage.transform
 
 # Re-exported for Matterport scripts (`from mrcnn.utils import Dataset`, `utils.compute_ap`...).
-from mrcnn.boxes import (apply_box_deltas, box_areas, box_refinement, compute_iou,  # noqa: F401
-                         compute_overlaps, compute_overlaps_masks, denorm_boxes, extract_bboxes,
-                         non_max_suppression, norm_boxes, trim_zeros)
-from mrcnn.dataset import Dataset, ImageLoadError  # noqa: F401
-from mrcnn.metrics import (compute_ap, compute_ap_range, compute_gt_recall,  # noqa: F401
-                           compute_matches, compute_recall)
+from mrcnn.modeling.boxes import (  # noqa: F401
+    apply_box_deltas, box_areas, box_refinement, compute_iou, compute_overlaps,
+    compute_overlaps_masks, denorm_boxes, extract_bboxes, non_max_suppression, norm_boxes,
+    trim_zeros)
+from mrcnn.data.dataset import Dataset, ImageLoadError  # noqa: F401
+from mrcnn.data.images import resize_scale, square_padding
+from mrcnn.modeling.anchors import (anchor_strides, compute_backbone_shapes,  # noqa: F401
+                                    generate_anchors, generate_pyramid_anchors, get_anchors)
+from mrcnn.evaluation.metrics import (compute_ap, compute_ap_range, compute_gt_recall,  # noqa: F401
+                                      compute_matches, compute_recall)
 
 COCO_MODEL_URL = ("https://github.com/matterport/Mask_RCNN/releases/download/v2.0/"
                   "mask_rcnn_coco.h5")
@@ -154,24 +158,13 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
     if mode not in ("square", "pad64", "crop"):
         raise ValueError("Unknown resize mode {!r}".format(mode))
 
-    if min_dim:
-        scale = max(1, min_dim / min(h, w))
-    if min_scale and scale < min_scale:
-        scale = min_scale
-    if max_dim and mode == "square":
-        image_max = max(h, w)
-        if round(image_max * scale) > max_dim:
-            scale = max_dim / image_max
-
+    scale = resize_scale(h, w, min_dim, max_dim, min_scale, cap=mode == "square")
     if scale != 1:
         image = resize(image, (round(h * scale), round(w * scale)), preserve_range=True)
 
     if mode == "square":
         h, w = image.shape[:2]
-        top_pad = (max_dim - h) // 2
-        bottom_pad = max_dim - h - top_pad
-        left_pad = (max_dim - w) // 2
-        right_pad = max_dim - w - left_pad
+        top_pad, bottom_pad, left_pad, right_pad = square_padding(h, w, max_dim)
         padding = [(top_pad, bottom_pad), (left_pad, right_pad), (0, 0)]
         image = np.pad(image, padding, mode="constant", constant_values=0)
         window = (top_pad, left_pad, h + top_pad, w + left_pad)
@@ -297,7 +290,8 @@ def unmold_mask(mask, bbox, image_shape, threshold=0.5):
         return full_mask
     # Resize the soft mask first and threshold after, as Matterport does: sharper edges.
     # Edge clamping (not Matterport's zero padding) keeps border pixels from fading.
-    # mrcnn.postprocess (detect() and the SavedModel) computes the same pixels in TensorFlow.
+    # mrcnn.inference.postprocess (detect() and the SavedModel) computes the same pixels in
+    # TensorFlow.
     m = resize(np.asarray(mask, dtype=np.float32), (y2 - y1, x2 - x1), mode="edge")
     m = m >= threshold
     # Clip the paste to the image so boxes that overhang the border still work.
@@ -306,95 +300,3 @@ def unmold_mask(mask, bbox, image_shape, threshold=0.5):
     if cy2 > cy1 and cx2 > cx1:
         full_mask[cy1:cy2, cx1:cx2] = m[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1]
     return full_mask
-
-
-############################################################
-#  Anchors
-############################################################
-
-def generate_anchors(scales, ratios, shape, feature_stride, anchor_stride, rounded=False):
-    """Anchors of one pyramid level.
-
-    scales: anchor sides in pixels (e.g. [32, 64, 128]); ratios: width/height ratios
-    (e.g. [0.5, 1, 2]); shape: [height, width] of the feature map; feature_stride: its stride in
-    pixels, one number or (stride_y, stride_x); anchor_stride: place anchors at every
-    ``anchor_stride``-th feature cell; rounded: round the half sides to whole pixels, as
-    torchvision's ``AnchorGenerator`` does (Config.RPN_ANCHOR_STYLE "torchvision").
-
-    Returns [N, (y1, x1, y2, x2)] float pixel boxes, ordered by position (row-major) and then by
-    (ratio, scale) within a position, as Matterport orders them.
-    """
-    stride_y, stride_x = np.broadcast_to(np.asarray(feature_stride), (2,))
-    scales, ratios = np.meshgrid(np.array(scales), np.array(ratios))
-    scales = scales.flatten()
-    ratios = ratios.flatten()
-    heights = scales / np.sqrt(ratios)
-    widths = scales * np.sqrt(ratios)
-
-    shifts_y = np.arange(0, shape[0], anchor_stride) * stride_y
-    shifts_x = np.arange(0, shape[1], anchor_stride) * stride_x
-    shifts_x, shifts_y = np.meshgrid(shifts_x, shifts_y)
-
-    box_widths, box_centers_x = np.meshgrid(widths, shifts_x)
-    box_heights, box_centers_y = np.meshgrid(heights, shifts_y)
-    box_centers = np.stack([box_centers_y, box_centers_x], axis=2).reshape([-1, 2])
-    half_sizes = 0.5 * np.stack([box_heights, box_widths], axis=2).reshape([-1, 2])
-    if rounded:
-        half_sizes = np.round(half_sizes)
-    return np.concatenate([box_centers - half_sizes, box_centers + half_sizes], axis=1)
-
-
-def generate_pyramid_anchors(scales, ratios, feature_shapes, feature_strides, anchor_stride,
-                             rounded=False):
-    """Anchors of every pyramid level, concatenated level by level (P2 first).
-
-    scales[i] is the anchor side at level i; feature_strides[i] one number or (y, x);
-    rounded: see :func:`generate_anchors`. Returns [N, (y1, x1, y2, x2)] float pixel boxes.
-    """
-    anchors = [generate_anchors(scales[i], ratios, feature_shapes[i], feature_strides[i],
-                                anchor_stride, rounded)
-               for i in range(len(scales))]
-    return np.concatenate(anchors, axis=0)
-
-
-def anchor_strides(config, image_shape, feature_shapes):
-    """The anchor stride of each level: BACKBONE_STRIDES, or with RPN_ANCHOR_STYLE
-    "torchvision" its (image side // map side) per axis, as torchvision computes it (P6 of an
-    800-pixel side has 13 rows, so its rows are 61 pixels apart, not 64)."""
-    if config.RPN_ANCHOR_STYLE != "torchvision":
-        return tuple(int(s) for s in config.BACKBONE_STRIDES)
-    return tuple((int(image_shape[0]) // int(h), int(image_shape[1]) // int(w))
-                 for h, w in feature_shapes)
-
-
-def compute_backbone_shapes(config, image_shape):
-    """[[height, width], ...] of each backbone level (one per BACKBONE_STRIDES entry)."""
-    if callable(config.BACKBONE):
-        return config.COMPUTE_BACKBONE_SHAPE(image_shape)
-    return np.array([[int(np.ceil(image_shape[0] / stride)),
-                      int(np.ceil(image_shape[1] / stride))]
-                     for stride in config.BACKBONE_STRIDES])
-
-
-@functools.lru_cache(maxsize=16)
-def _pyramid_anchors(scales, ratios, feature_shapes, feature_strides, anchor_stride, rounded):
-    """generate_pyramid_anchors on hashable arguments, for a bounded cache."""
-    anchors = generate_pyramid_anchors(scales, ratios, feature_shapes, feature_strides,
-                                       anchor_stride, rounded)
-    anchors.setflags(write=False)   # shared between callers
-    return anchors
-
-
-def get_anchors(config, image_shape):
-    """Pixel anchors [N, (y1, x1, y2, x2)] for an image shape under ``config``.
-
-    Cached (computing them is not free) for the 16 most recent shapes and settings: in pad64
-    mode every image size is a new shape. The array is read-only.
-    """
-    shapes = tuple(tuple(int(v) for v in s) for s in compute_backbone_shapes(config,
-                                                                              image_shape))
-    return _pyramid_anchors(tuple(np.asarray(config.RPN_ANCHOR_SCALES).tolist()),
-                            tuple(np.asarray(config.RPN_ANCHOR_RATIOS).tolist()), shapes,
-                            anchor_strides(config, image_shape, shapes),
-                            int(config.RPN_ANCHOR_STRIDE),
-                            config.RPN_ANCHOR_STYLE == "torchvision")

@@ -305,8 +305,8 @@ def plot_overlaps(gt_class_ids, pred_class_ids, pred_scores, overlaps, class_nam
 def plot_confusion_matrix(matrix, class_names, normalize=True, title="", save_path=None):
     """Confusion matrix of ground-truth (rows) vs predicted (columns) classes.
 
-    matrix: [num_classes, num_classes] counts, as ``mrcnn.evaluate.confusion_matrix`` returns
-    (row 0 = unmatched predictions, column 0 = missed objects). normalize: show each row as
+    matrix: [num_classes, num_classes] counts, as ``mrcnn.evaluation.evaluate.confusion_matrix``
+    returns (row 0 = unmatched predictions, column 0 = missed objects). normalize: show each row as
     fractions of its ground truth, with the counts in the cells.
     """
     matrix = np.asarray(matrix)

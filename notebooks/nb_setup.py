@@ -82,8 +82,8 @@ LOG_DIR = os.environ.get("MRCNN_NOTEBOOK_LOGS") or os.path.join(NOTEBOOK_DIR, "l
 from mrcnn import utils as _utils  # noqa: E402
 
 COCO_MODEL_PATH = _utils.find_weights("mask_rcnn_coco.h5", fallbacks=[ROOT_DIR])
-# torchvision's COCO weights converted by `python -m mrcnn.convert torchvision` (never made by
-# the notebooks: the conversion needs torch).
+# torchvision's COCO weights converted by `python -m mrcnn.weights.convert torchvision` (never made
+# by the notebooks: the conversion needs torch).
 TORCHVISION_MODEL_PATH = _utils.find_weights("mask_rcnn_torchvision_coco.h5",
                                              fallbacks=[ROOT_DIR])
 
@@ -164,7 +164,7 @@ def train_shapes(model, train_dataset, val_dataset, epochs=None, verbose=2):
 def last_checkpoint(config=None, model_dir=None):
     """The newest checkpoint of ``config``'s NAME under ``model_dir`` (default LOG_DIR), or
     None. ``train_shapes.ipynb`` writes these."""
-    from mrcnn import checkpoints
+    from mrcnn.engine import checkpoints
     config = config or NotebookConfig()
     try:
         return checkpoints.find_last(model_dir or LOG_DIR, checkpoints.run_name(config))

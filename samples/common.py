@@ -10,14 +10,14 @@ ROOT_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 if ROOT_DIR not in sys.path:
     sys.path.insert(0, ROOT_DIR)
 
-from mrcnn import recipes  # noqa: E402
+from mrcnn.engine import recipes  # noqa: E402
 from mrcnn import utils  # noqa: E402
 from mrcnn.cli import non_negative_int, positive_int  # noqa: E402
 from mrcnn.config import load_config_class  # noqa: E402
-# The recipe helpers live in mrcnn.recipes (shared with ``python -m mrcnn``); the samples keep
-# calling them as common.<name>.
-from mrcnn.recipes import (COCO_HEAD_LAYERS, COCO_NUM_CLASSES, check_classes,  # noqa: E402,F401
-                           run_evaluation, schedule, train_stages)
+# The recipe helpers live in mrcnn.engine.recipes (shared with ``python -m mrcnn``); the samples
+# keep calling them as common.<name>.
+from mrcnn.engine.recipes import (  # noqa: E402,F401
+    COCO_HEAD_LAYERS, COCO_NUM_CLASSES, check_classes, run_evaluation, schedule, train_stages)
 
 # Matterport's COCO-trained weights: looked for by utils.find_weights in $MRCNN_WEIGHTS_DIR and
 # weights/, then (where the samples kept them before) at the repository root and in --logs;
@@ -28,8 +28,8 @@ DEFAULT_LOGS_DIR = os.path.join(ROOT_DIR, "logs")
 WEIGHTS_HELP = ("'coco' (Matterport's COCO weights, mask_rcnn_coco.h5 from weights/ "
                 "($MRCNN_WEIGHTS_DIR first), the repository root or --logs, downloaded into "
                 "weights/ when absent), 'torchvision' (torchvision's COCO Mask R-CNN converted "
-                "into weights/mask_rcnn_torchvision_coco.h5 by python -m mrcnn.convert, with "
-                "its architecture), 'last' (newest checkpoint under --logs), "
+                "into weights/mask_rcnn_torchvision_coco.h5 by python -m mrcnn.weights.convert, "
+                "with its architecture), 'last' (newest checkpoint under --logs), "
                 "'imagenet' (ResNet backbone only), 'none' (random initialization: every "
                 "layer trains from the first step with the from-scratch recipe) or the path of "
                 "an .h5 file")
@@ -135,11 +135,11 @@ def training_config(config_spec, default, weights, stages, epochs=None, logs_dir
 def inspect_splits(splits, config, logs_dir, limit=None):
     """The samples' ``inspect`` command: the dataset report of ``splits`` ({name: prepared
     dataset}, training set first) under ``config``, written to
-    ``logs_dir/<name>_inspect_<time>/`` (``mrcnn.inspect_data.write_report``); returns it.
+    ``logs_dir/<name>_inspect_<time>/`` (``mrcnn.data.inspect_data.write_report``); returns it.
     limit: only the first N images of each split (None or 0: all)."""
     import datetime
 
-    from mrcnn import inspect_data
+    from mrcnn.data import inspect_data
 
     name = (config.NAME or "mrcnn").lower()
     out = os.path.join(logs_dir, "{}_inspect_{:%Y%m%dT%H%M%S}".format(name,

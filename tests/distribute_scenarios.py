@@ -1,4 +1,4 @@
-"""Training scenarios of tests/test_distribute.py, each run in a process of its own.
+"""Training scenarios of tests/engine/test_distribute.py, each run in a process of its own.
 
 Devices are fixed when TensorFlow starts, so each scenario needs a fresh process:
 
@@ -129,8 +129,8 @@ def layer_rates(out_path):
     import keras
     import tensorflow as tf
 
-    from mrcnn import optimizers
-    from mrcnn.training import with_layer_learning_rates
+    from mrcnn.engine import optimizers
+    from mrcnn.engine.training import with_layer_learning_rates
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
         inputs = keras.Input([4])
@@ -151,7 +151,7 @@ def layer_rates(out_path):
 
 def worker(out_dir, model_dir):
     """The multi-worker scenario (module docstring)."""
-    from mrcnn import distribute
+    from mrcnn.engine import distribute
     from mrcnn import model as modellib
     from samples.shapes.shapes import ShapesDataset
 

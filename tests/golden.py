@@ -1,6 +1,6 @@
 """The golden check of the refactor: a seeded tiny model's losses and detections on fixed inputs.
 
-``python tests/golden.py record`` wrote ``tests/data/golden_tiny.npz`` with the code before the
+``python tests/golden.py record`` wrote ``tests/reference/golden_tiny.npz`` with the code before the
 refactor of issue 8; ``tests/test_golden.py`` recomputes the same numbers with today's code.
 
 Randomness is taken out of the comparison: weights come from a NumPy generator keyed by each
@@ -21,7 +21,7 @@ sys.path[:0] = [os.path.dirname(HERE), HERE]
 
 from tiny import TinyConfig  # noqa: E402
 
-GOLDEN_PATH = os.path.join(HERE, "data", "golden_tiny.npz")
+GOLDEN_PATH = os.path.join(HERE, "reference", "golden_tiny.npz")
 INPUT_NAMES = ("input_image", "input_image_meta", "input_rpn_match", "input_rpn_bbox",
                "input_gt_class_ids", "input_gt_boxes", "input_gt_masks")
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
@@ -60,7 +60,7 @@ def weight_key(layer_name, variable):
 
 def set_deterministic_weights(keras_model):
     """Give every weight a value drawn from a generator seeded by its file name."""
-    from mrcnn import weights
+    from mrcnn.weights import loading as weights
     for _, layer in weights.weight_owners(keras_model):
         for v in layer.weights:
             key = weight_key(layer.name, v)
@@ -91,7 +91,7 @@ def shapes_dataset():
 def compute(inputs=None):
     """(inputs, losses, detections) of today's code; ``inputs`` default: built by the pipeline."""
     import tensorflow as tf
-    from mrcnn import data
+    from mrcnn.data import pipeline as data
     from mrcnn import model as modellib
 
     dataset = shapes_dataset()

@@ -34,7 +34,7 @@ class TinyMixin:
     VALIDATION_STEPS = 1
     TRAIN_BN = None
     SEED = 0
-    TENSORBOARD_IMAGES = False     # tests/test_callbacks.py covers the pictures
+    TENSORBOARD_IMAGES = False     # tests/engine/test_callbacks.py covers the pictures
     CLASS_COLLAPSE_WARNING = False
 
 
@@ -53,7 +53,7 @@ class TinyCocoConfig(TinyMixin, CocoConfig):
 
 class TinyTorchvisionBalloonConfig(TorchvisionSmallConfig):
     """The balloon sample's classes on the small torchvision architecture of
-    tests/data/make_torchvision_reference.py: fine-tuning a converted model."""
+    tests/reference/make_torchvision_reference.py: fine-tuning a converted model."""
     NAME = "balloon_torchvision_tiny"
     NUM_CLASSES = 1 + 1
     IMAGE_RESIZE_MODE = "square"

@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 import skimage.io
 
-from mrcnn import checkpoints, data, evaluate, metrics, utils
+from mrcnn.engine import checkpoints
+from mrcnn.data import pipeline as data
+from mrcnn.evaluation import evaluate, metrics
+from mrcnn import utils
 from mrcnn import model as modellib
-from mrcnn.dataset import Dataset
-from mrcnn.images import check_image
+from mrcnn.data.dataset import Dataset
+from mrcnn.data.images import check_image
 from samples.shapes.shapes import ShapesDataset
 from test_evaluate import BoxesDataset, FakeModel, result
 from tiny import TinyConfig, shift_class_logits

@@ -18,9 +18,11 @@ import pytest
 import skimage.draw
 import skimage.io
 
-from mrcnn import cli, datafile, recipes
+from mrcnn import cli
+from mrcnn.data import datafile
+from mrcnn.engine import recipes
 from mrcnn import model as modellib
-from mrcnn.images import read_rgb
+from mrcnn.data.images import read_rgb
 
 SIZE = 64
 # Per image: (class, (y1, x1, y2, x2)) of each object; a "disc" fills the ellipse inside
@@ -388,7 +390,7 @@ def trained(coco_root, tmp_path_factory):
     """One training step from random weights, a run of two epochs killed after its first
     checkpoint (as an interrupted run): (data file, logs, checkpoint). The run sets
     DETECTION_MIN_CONFIDENCE=0.9, which the inference commands' own --set overrides."""
-    from mrcnn import checkpoints
+    from mrcnn.engine import checkpoints
 
     logs = str(tmp_path_factory.mktemp("cli_logs"))
     path = str(coco_root / "data.yaml")
@@ -492,7 +494,7 @@ def test_evaluate_detect_export(trained, tmp_path):
     assert written == 2
     # The json holds what tiled detection gives on each image and detect() on each frame
     # (the model rebuilt as the command builds it), masks as COCO RLEs of the image size.
-    from mrcnn import tiling
+    from mrcnn.inference import tiling
     model = cli.inference_model(cli.build_parser().parse_args(
         ["detect", path, one] + common), datafile.read(path))[0]
     results = [tiling.detect_tiled(model, read_rgb(e["file_name"]), overlap=16)

@@ -123,7 +123,7 @@ def test_our_switches_default_to_matterport_behaviour():
 
 
 def test_fidelity_switches_default_to_matterport_and_mold_with_pixel_std():
-    from mrcnn import transform
+    from mrcnn.inference import molding as transform
     c = Config()
     assert (c.ROI_ALIGN_SAMPLING_RATIO, c.ROI_LEVEL_MAPPING, c.RPN_PROPOSALS_PER_LEVEL,
             c.DETECTION_MULTI_LABEL, c.PIXEL_STD, c.RESNET_STYLE) == (

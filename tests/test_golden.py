@@ -52,7 +52,7 @@ def test_detections_equal_the_recorded_ones(recorded, today):
 def test_input_pipeline_equals_the_recorded_batch(recorded):
     """The RPN targets moved from NumPy into a TensorFlow stage of the pipeline: with every
     anchor sampled, they equal the recorded ones."""
-    from mrcnn import data
+    from mrcnn.data import pipeline as data
     batch = next(iter(data.build_input_pipeline(golden.shapes_dataset(), golden.GoldenConfig(),
                                                 seed=3)))
     for name in golden.INPUT_NAMES:

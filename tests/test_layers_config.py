@@ -6,13 +6,13 @@ import copy
 import keras
 import numpy as np
 
-from mrcnn.detection import DetectionLayer
-from mrcnn.heads import RoiDistributed
-from mrcnn.layers import ActiveClassIds, BatchNorm, DetectionBoxes, LeadingRois, NormBoxes
-from mrcnn.losses import LossLayer, mrcnn_mask_loss
-from mrcnn.roi_align import PyramidROIAlign
-from mrcnn.rpn import AnchorsLayer, ProposalLayer
-from mrcnn.targets import DetectionTargetLayer
+from mrcnn.modeling.detection import DetectionLayer
+from mrcnn.modeling.heads import RoiDistributed
+from mrcnn.modeling.layers import ActiveClassIds, BatchNorm, DetectionBoxes, LeadingRois, NormBoxes
+from mrcnn.modeling.losses import LossLayer, mrcnn_mask_loss
+from mrcnn.modeling.roi_align import PyramidROIAlign
+from mrcnn.modeling.rpn import AnchorsLayer, ProposalLayer
+from mrcnn.modeling.targets import DetectionTargetLayer
 
 
 def test_custom_layers_round_trip_their_config():

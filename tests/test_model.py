@@ -7,10 +7,10 @@ import keras
 import numpy as np
 import pytest
 
-from mrcnn import data
+from mrcnn.data import pipeline as data
 from mrcnn import model as modellib
-from mrcnn.dataset import Dataset
-from mrcnn.layers import BatchNorm
+from mrcnn.data.dataset import Dataset
+from mrcnn.modeling.layers import BatchNorm
 from samples.shapes.shapes import ShapesDataset
 from tiny import TinyConfig, shift_class_logits
 
@@ -155,7 +155,7 @@ def test_run_graph_returns_named_intermediates(tmp_path, shapes):
 
 
 def test_inference_model_outputs_are_named(tmp_path, shapes):
-    from mrcnn.graph import INFERENCE_OUTPUTS
+    from mrcnn.modeling.graph import INFERENCE_OUTPUTS
     model = modellib.MaskRCNN("inference", InferenceConfig(), str(tmp_path))
     molded, metas, _ = model.mold_inputs([shapes.load_image(0)])
     outputs = model.keras_model.predict_on_batch(

@@ -57,7 +57,7 @@ def test_killed_training_resumes_at_next_epoch(tmp_path):
 def test_find_last_takes_only_runs_of_exactly_that_name(tmp_path):
     # Issue 27 case 9: a prefix match let "killtiny" resume (and write into) the newest run of
     # "killtiny_b" ("_" sorts after the digits of the timestamp).
-    from mrcnn import checkpoints as ckpt
+    from mrcnn.engine import checkpoints as ckpt
 
     def run(dir_name, name, epoch):
         os.makedirs(tmp_path / dir_name)

@@ -24,7 +24,8 @@ import skimage.io
 from pycocotools import mask as mask_utils
 
 from mrcnn import model as modellib
-from mrcnn import recipes, utils
+from mrcnn.engine import recipes
+from mrcnn import utils
 from samples import common
 from samples.balloon import balloon
 from samples.coco import coco
@@ -682,7 +683,7 @@ def test_schedule_scales_the_recipe():
 
 
 def test_class_count_mismatch_is_a_clear_error(coco_data):
-    from mrcnn import recipes
+    from mrcnn.engine import recipes
 
     dataset = coco.CocoDataset()
     dataset.load_coco(str(coco_data), "val", year="2017")
@@ -699,7 +700,7 @@ def test_class_count_mismatch_is_a_clear_error(coco_data):
 
 
 def test_inference_config_applies_the_run_once_under_this_command():
-    from mrcnn import recipes
+    from mrcnn.engine import recipes
 
     settings = {"recipe": recipes.SCRATCH,
                 "attributes": {"NORM": "group", "DETECTION_MIN_CONFIDENCE": 0.9,
@@ -787,7 +788,7 @@ def test_training_plan_keeps_what_the_config_sets():
                                             nucleus.TRAINING_STAGES, 10, STEPS_PER_EPOCH=30)
     assert stages == [("all", 10, 1.0)]
     assert config.WARMUP_STEPS == 30 and config.STEPS_PER_EPOCH == 30   # 10 % of 300 steps
-    from mrcnn import recipes
+    from mrcnn.engine import recipes
     config, stages = recipes.training_plan(OwnChoices, nucleus.TRAINING_STAGES, "NONE",
                                            NORM="batch", TRAIN_BN=True)
     assert stages == [("all", 40, 1.0)]
@@ -797,7 +798,7 @@ def test_training_plan_keeps_what_the_config_sets():
 
 def test_weights_torchvision_without_the_file_says_how_to_make_it(tmp_path, monkeypatch):
     _weights_only_under(tmp_path, monkeypatch)
-    with pytest.raises(FileNotFoundError, match="mrcnn.convert torchvision"):
+    with pytest.raises(FileNotFoundError, match="mrcnn.weights.convert torchvision"):
         common.build_model("inference", TinyBalloonConfig(), "torchvision", str(tmp_path))
     config, _ = common.training_config("sample_configs:TinyBalloonConfig", None, "torchvision",
                                        balloon.TRAINING_STAGES, 1)
@@ -810,11 +811,11 @@ def test_weights_torchvision_without_the_file_says_how_to_make_it(tmp_path, monk
 def test_fine_tune_a_converted_torchvision_model(balloon_data, tmp_path):
     """balloon.py train --weights <converted .h5>: the file's 5-class heads are left out,
     the rest loads; the run then detects with its own checkpoint."""
-    from mrcnn import convert
+    from mrcnn.weights import convert
     from tiny import TorchvisionSmallConfig
 
-    reference = os.path.join(os.path.dirname(__file__), "data",
-                             "torchvision_maskrcnn_reference.npz")
+    from references import reference_path
+    reference = reference_path("torchvision_maskrcnn_reference.npz")
     with np.load(reference) as data:
         np.savez(tmp_path / "state.npz", **{k[len("state/"):]: data[k] for k in data.files
                                             if k.startswith("state/")})

@@ -8,7 +8,7 @@ from samples.shapes.shapes import (TinyShapesConfig, tiny_backbone,  # noqa: F40
 class TinyConfig(TinyShapesConfig):
     NAME = "tiny"
     # Detection pictures and the collapse check cost a second model per train() call;
-    # tests/test_callbacks.py turns them back on.
+    # tests/engine/test_callbacks.py turns them back on.
     TENSORBOARD_IMAGES = False
     CLASS_COLLAPSE_WARNING = False
 
@@ -23,6 +23,18 @@ def shift_class_logits(model, bias, kernel_scale=1.0):
     logits = model.keras_model.get_layer("mrcnn_class_logits")
     kernel, old_bias = logits.get_weights()
     logits.set_weights([kernel * kernel_scale, old_bias + np.asarray(bias, np.float32)])
+    return model
+
+
+def spread_mask_logits(model, scale=20.0):
+    """Scale the mask predictor's kernel and bias by ``scale``.
+
+    A random mask head gives logits near 0, so most pasted pixels lie within float noise of
+    the 0.5 threshold, and two graphs that compute the same thing (detect() and an export)
+    could differ in a pixel by rounding alone. Spread logits cross 0.5 steeply instead.
+    """
+    layer = model.keras_model.get_layer("mrcnn_mask")
+    layer.set_weights([w * scale for w in layer.get_weights()])
     return model
 
 
@@ -46,9 +58,9 @@ sys.meta_path.insert(0, NoMrcnn())
 
 
 def torchvision_small_backbone(input_image, stage5=True, train_bn=False):
-    """The narrow torchvision-style ResNet of tests/data/make_torchvision_reference.py:
+    """The narrow torchvision-style ResNet of tests/reference/make_torchvision_reference.py:
     2 bottlenecks per stage, inner widths 8, 16, 32, 64."""
-    from mrcnn.backbone import resnet_graph
+    from mrcnn.modeling.backbone import resnet_graph
     return resnet_graph(input_image, "resnet50", train_bn=train_bn, style="torchvision",
                         blocks=(2, 2, 2, 2), widths=(8, 16, 32, 64))
 
@@ -61,7 +73,7 @@ def torchvision_small_shapes(image_shape):
 
 class TorchvisionSmallConfig(TorchvisionMaskRCNNConfig):
     """TorchvisionMaskRCNNConfig at the sizes of the reference model
-    (tests/data/make_torchvision_reference.py)."""
+    (tests/reference/make_torchvision_reference.py)."""
     NAME = "torchvision_small"
     NUM_CLASSES = 5
     BACKBONE = staticmethod(torchvision_small_backbone)

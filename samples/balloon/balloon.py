@@ -32,8 +32,8 @@ if ROOT_DIR not in sys.path:
 
 from mrcnn import utils  # noqa: E402
 from mrcnn.config import Config  # noqa: E402
-from mrcnn.formats import ViaDataset  # noqa: E402
-from mrcnn.images import read_rgb  # noqa: E402
+from mrcnn.data.formats import ViaDataset  # noqa: E402
+from mrcnn.data.images import read_rgb  # noqa: E402
 from samples import common  # noqa: E402
 
 # Matterport's recipe: the heads only, 30 epochs, at the config's learning rate. A few dozen

@@ -29,8 +29,9 @@ ROOT_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 if ROOT_DIR not in sys.path:
     sys.path.insert(0, ROOT_DIR)
 
-from mrcnn import evaluate as mrcnn_evaluate  # noqa: E402
-from mrcnn import formats, utils  # noqa: E402
+from mrcnn.evaluation import evaluate as mrcnn_evaluate  # noqa: E402
+from mrcnn.data import formats
+from mrcnn import utils  # noqa: E402
 from mrcnn.config import Config  # noqa: E402
 from samples.common import (build_model, inspect_splits, make_config,  # noqa: E402
                             run_evaluation, sample_parser, train_stages, training_config)
@@ -182,7 +183,7 @@ def _merge_into(source_dir, target_dir):
 
 
 ############################################################
-#  COCO evaluation (Matterport's functions, on mrcnn.evaluate)
+#  COCO evaluation (Matterport's functions, on mrcnn.evaluation.evaluate)
 ############################################################
 
 def build_coco_results(dataset, image_ids, rois, class_ids, scores, masks):
@@ -208,7 +209,7 @@ def evaluate_coco(model, dataset, coco, eval_type="bbox", limit=0, image_ids=Non
     Detects the dataset's images (the first ``limit`` when given) and scores them with
     pycocotools against those images' annotations in ``coco``, the object that
     ``load_coco(..., return_coco=True)`` returned. eval_type: "bbox" or "segm". Returns the
-    12 COCO numbers keyed by ``mrcnn.evaluate.STAT_NAMES``.
+    12 COCO numbers keyed by ``mrcnn.evaluation.evaluate.STAT_NAMES``.
     """
     image_ids = list(dataset.image_ids if image_ids is None else image_ids)
     if limit:

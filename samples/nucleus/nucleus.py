@@ -31,7 +31,7 @@ if ROOT_DIR not in sys.path:
 
 from mrcnn import utils  # noqa: E402
 from mrcnn.config import Config  # noqa: E402
-from mrcnn.formats import MaskFolderDataset  # noqa: E402
+from mrcnn.data.formats import MaskFolderDataset  # noqa: E402
 from samples import common  # noqa: E402
 
 # Submissions are written under here unless --out says otherwise.

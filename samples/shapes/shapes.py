@@ -19,8 +19,8 @@ if ROOT_DIR not in sys.path:
 
 from mrcnn import utils  # noqa: E402
 from mrcnn.config import Config, load_config_class  # noqa: E402
-from mrcnn.dataset import Dataset  # noqa: E402
-from mrcnn.precision import cpu_has_bfloat16, cpu_info  # noqa: E402
+from mrcnn.data.dataset import Dataset  # noqa: E402
+from mrcnn.modeling.precision import cpu_has_bfloat16, cpu_info  # noqa: E402
 
 SHAPES = ("square", "circle", "triangle")
 
@@ -255,7 +255,7 @@ def matterport_map(dataset, image_ids, results, iou_threshold=0.5):
 
 def evaluate_map(model, dataset, iou_threshold=0.5):
     """Detect on every image of ``dataset`` and return Matterport's mAP at ``iou_threshold``."""
-    from mrcnn import evaluate
+    from mrcnn.evaluation import evaluate
     image_ids, results = evaluate.detect_dataset(model, dataset, verbose=False)
     return matterport_map(dataset, image_ids, results, iou_threshold)
 
@@ -383,7 +383,7 @@ def evaluate_command(model, held_out, args):
     """COCO metrics and Matterport's mAP@0.5 of ``model`` on ``held_out``; returns the summary."""
     import time
 
-    from mrcnn import evaluate
+    from mrcnn.evaluation import evaluate
     start = time.time()
     image_ids, results = evaluate.detect_dataset(model, held_out)
     seconds = time.time() - start
