@@ -42,14 +42,13 @@ def _image_contract():
         from ..data import images
         return images
     here = os.path.dirname(os.path.abspath(__file__))
-    path = os.path.join(here, "images.py")
-    if not os.path.isfile(path) and os.path.isfile(os.path.join(here, "..", "data",
-                                                                "images.py")):
-        path = os.path.join(here, "..", "data", "images.py")
-    if not os.path.isfile(path):
+    beside = os.path.join(here, "images.py")
+    path = next((p for p in (beside, os.path.join(here, "..", "data", "images.py"))
+                 if os.path.isfile(p)), None)
+    if path is None:
         raise ImportError("{}: not found; runner.py needs mrcnn's images.py (the image "
                           "checks and resize rule it shares with detect()) copied next to "
-                          "it".format(path))
+                          "it".format(beside))
     spec = importlib.util.spec_from_file_location("_mrcnn_image_contract", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

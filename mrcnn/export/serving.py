@@ -17,8 +17,8 @@ from mrcnn.data import image_meta, images
 from mrcnn.inference import postprocess, molding as transform
 
 # images.resize_scale's operations on tensors.
-_TF_OPS = types.SimpleNamespace(maximum=tf.maximum, minimum=tf.minimum, round=tf.round,
-                                where=tf.where)
+RESIZE_OPS = types.SimpleNamespace(maximum=tf.maximum, minimum=tf.minimum, round=tf.round,
+                                   where=tf.where)
 
 
 class _Serving(tf.Module):
@@ -65,7 +65,7 @@ class _Serving(tf.Module):
         h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
         # utils.resize_image's rule (square mode), on tensors.
         scale = images.resize_scale(h, w, self.min_dim, self.max_dim, self.min_scale,
-                                    ops=_TF_OPS)
+                                    ops=RESIZE_OPS)
         new_h = tf.cast(tf.round(h * scale), tf.int32)
         new_w = tf.cast(tf.round(w * scale), tf.int32)
         pixels = tf.cast(image, tf.float32)

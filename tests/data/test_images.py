@@ -1,17 +1,13 @@
 """The resize rule of mrcnn.data.images: one definition, the same numbers on Python numbers
 (utils.resize_image, the NumPy runner) and on tensors (the SavedModel signature)."""
 
-import types
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from mrcnn import utils
 from mrcnn.data import images
-
-TF_OPS = types.SimpleNamespace(maximum=tf.maximum, minimum=tf.minimum, round=tf.round,
-                               where=tf.where)
+from mrcnn.export.serving import RESIZE_OPS
 # (height, width, min_dim, max_dim, min_scale): scaled up, capped, untouched, min_scale, the
 # exact-half sizes whose rounding decides a pixel.
 CASES = [(30, 50, 64, 64, 0), (100, 80, 64, 64, 0), (48, 64, 0, 64, 0), (20, 20, 0, 64, 2.0),
@@ -23,7 +19,7 @@ CASES = [(30, 50, 64, 64, 0), (100, 80, 64, 64, 0), (48, 64, 0, 64, 0), (20, 20,
 def test_resize_scale_same_on_numbers_and_tensors(h, w, min_dim, max_dim, min_scale):
     scale = images.resize_scale(h, w, min_dim, max_dim, min_scale)
     tensor = images.resize_scale(tf.constant(float(h)), tf.constant(float(w)), float(min_dim),
-                                 max_dim, float(min_scale), ops=TF_OPS)
+                                 max_dim, float(min_scale), ops=RESIZE_OPS)
     assert float(tensor) == pytest.approx(scale, rel=1e-6)
     # The size both compute (float32 in the graph, float64 here) and the padding.
     size = (round(h * scale), round(w * scale))
@@ -38,7 +34,8 @@ def test_resize_scale_same_on_numbers_and_tensors(h, w, min_dim, max_dim, min_sc
 def test_resize_image_follows_the_rule():
     image = np.zeros((30, 50, 3), np.uint8)
     resized, window, scale, padding, _ = utils.resize_image(image, 64, 64, mode="square")
-    assert scale == images.resize_scale(30, 50, 64, 64, 0)
+    # 64 / 30 would make the long side 107 > 64: capped at 64 / 50.
+    assert scale == 64 / 50
     assert resized.shape == (64, 64, 3) and window == (13, 0, 51, 64)
     assert padding == [(13, 13), (0, 0), (0, 0)]
     # pad64 and crop scale without the max_dim cap.
