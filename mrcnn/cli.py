@@ -186,7 +186,7 @@ def class_names_of(data):
     """The class names: the data file's ``classes``, else those of its training split."""
     if data.classes:
         return list(data.classes)
-    return list(data.load("train").class_names[1:])
+    return list(data.load("train", verbose=1).class_names[1:])
 
 
 def resolve_weights(weights, config, logs):
@@ -244,10 +244,10 @@ def command_inspect(args, data):
     """Write ``report.txt`` and ``report.png``; returns the report dict."""
     from mrcnn.data import inspect_data
 
-    train = data.load("train")
+    train = data.load("train", verbose=1)
     splits = {"train": train}
     if "val" in data.splits:
-        splits["val"] = data.load("val", train.class_names[1:])
+        splits["val"] = data.load("val", train.class_names[1:], verbose=1)
     config = data.config_class(train.num_classes, parse_set(args.set))()
     return inspect_data.write_report(splits, config, _out_dir(args, data, "inspect"),
                                      title="{}: dataset report".format(data.name),
@@ -275,8 +275,8 @@ def data_defaults(base, overrides, train, args):
 
 def command_train(args, data):
     """Train through the recipe of --weights; returns the last checkpoint's path."""
-    train = data.load("train")
-    val = data.load("val", train.class_names[1:]) if "val" in data.splits else None
+    train = data.load("train", verbose=1)
+    val = data.load("val", train.class_names[1:], verbose=1) if "val" in data.splits else None
     overrides = parse_set(args.set)
     if args.steps is not None:
         overrides["STEPS_PER_EPOCH"] = args.steps
@@ -331,7 +331,7 @@ def command_evaluate(args, data):
     from mrcnn.evaluation import evaluate
 
     model, names = inference_model(args, data)
-    dataset = data.load(args.split, names)
+    dataset = data.load(args.split, names, verbose=1)
     recipes.check_classes(dataset, model.config, recipes.DATA_FILE_CLASSES_HINT)
     out = _out_dir(args, data, "evaluate")
     image_ids = list(dataset.image_ids)[:args.limit or None]

@@ -10,7 +10,7 @@ import numpy as np
 from mrcnn.engine import checkpoints, distribute, training
 from mrcnn.export import formats as export_formats
 from mrcnn.modeling import anchors, graph
-from mrcnn.inference import postprocess, throughput, molding as transform
+from mrcnn.inference import postprocess, throughput, tiling, molding as transform
 from mrcnn.weights import loading as weights
 from mrcnn.modeling import losses as losses_lib
 from mrcnn.engine.callbacks import training_callbacks
@@ -202,7 +202,7 @@ class MaskRCNN:
                                            image_shape, window,
                                            self.config.DETECTION_MASK_THRESHOLD)
 
-    def detect(self, images, verbose=0):
+    def detect(self, images, verbose=0, tile=None, overlap=None):
         """Detect instances in a list of images (any number; batched by BATCH_SIZE).
 
         Returns one dict per image: rois [N, (y1, x1, y2, x2)], class_ids [N], scores [N],
@@ -210,9 +210,21 @@ class MaskRCNN:
         and molded batches' shapes, as Matterport does.
         Images are 0..255 (see ``images.check_image``): 0..1 floats, NaN and wrong shapes are
         errors naming the image's index; 16-bit images are scaled with a warning.
+        tile: detect on each image in overlapping full-resolution tiles instead of resizing
+        it to IMAGE_MAX_DIM (``True``: tiles of IMAGE_MAX_DIM pixels; a number: that side),
+        detections merged across tile borders (``mrcnn.inference.tiling``); overlap: pixels
+        neighbouring tiles share (default a quarter of the tile; above the largest object's
+        side). For large images with small objects.
         """
         if self.mode != "inference":
             raise ValueError("create the model in inference mode to detect")
+        if overlap is not None and not tile:
+            raise ValueError("overlap applies to tiled detection only: pass tile=True or a "
+                             "tile side")
+        if tile:
+            side = None if tile is True else int(tile)
+            return [tiling.detect_tiled(self, image, tile=side, overlap=overlap)
+                    for image in images]
         results = []
         for start in range(0, len(images), self.config.BATCH_SIZE):
             chunk = [np.asarray(image) for image in images[start:start + self.config.BATCH_SIZE]]

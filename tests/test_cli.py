@@ -1,9 +1,10 @@
 """``python -m mrcnn``: the data file, each command end to end on generated data, and the errors
 of bad data files.
 
-Every format's fixture is a tiny dataset written in its real layout: 64x64 images with known
-rectangles (class "box") and, except in the one-class mask-folder formats, ellipses ("disc").
-Training runs one step of the tiny config (``tiny:TinyConfig`` named in the data file).
+Every format's fixture is the tiny dataset of ``examples/make_examples.py`` written in its real
+layout: 64x64 images with known rectangles (class "box") and, except in the one-class
+mask-folder formats, ellipses ("disc"). Training runs one step of the tiny config
+(``tiny:TinyConfig`` named in the data file).
 """
 
 import json
@@ -15,7 +16,6 @@ import urllib.request
 
 import numpy as np
 import pytest
-import skimage.draw
 import skimage.io
 
 from mrcnn import cli
@@ -23,151 +23,17 @@ from mrcnn.data import datafile
 from mrcnn.engine import recipes
 from mrcnn import model as modellib
 from mrcnn.data.images import read_rgb
+from examples import make_examples
+from examples.make_examples import ONE_CLASS_FORMATS, SIZE, objects_of, write_json
 
-SIZE = 64
-# Per image: (class, (y1, x1, y2, x2)) of each object; a "disc" fills the ellipse inside
-# its box. Train has 3 images, val 2.
-OBJECTS = {
-    "train": [[("box", (6, 8, 30, 40)), ("disc", (36, 30, 58, 56))],
-              [("box", (30, 4, 60, 26))],
-              [("disc", (4, 20, 30, 50)), ("box", (40, 40, 58, 60))]],
-    "val": [[("box", (10, 10, 40, 34))],
-            [("disc", (20, 24, 52, 60))]],
-}
-ONE_CLASS_FORMATS = ("dsb", "label-images")
-
-
-def object_mask(kind, box):
-    y1, x1, y2, x2 = box
-    mask = np.zeros((SIZE, SIZE), bool)
-    if kind == "box":
-        mask[y1:y2, x1:x2] = True
-    else:
-        rr, cc = skimage.draw.ellipse((y1 + y2 - 1) / 2, (x1 + x2 - 1) / 2, (y2 - y1) / 2,
-                                      (x2 - x1) / 2, shape=(SIZE, SIZE))
-        mask[rr, cc] = True
-    return mask
-
-
-def objects_of(fmt, split):
-    """The split's objects; the one-class formats keep the boxes only."""
-    return [[o for o in image if fmt not in ONE_CLASS_FORMATS or o[0] == "box"]
-            for image in OBJECTS[split]]
-
-
-def draw_image(objects, seed):
-    rng = np.random.default_rng(seed)
-    image = np.clip(rng.normal(60, 8, (SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
-    for kind, box in objects:
-        image[object_mask(kind, box)] = (220, 60, 40) if kind == "box" else (40, 200, 90)
-    return image
-
-
-def polygon(kind, box):
-    """The object's outline as (xs, ys) in pixel-corner coordinates."""
-    y1, x1, y2, x2 = box
-    if kind == "box":
-        return [x1, x2, x2, x1], [y1, y1, y2, y2]
-    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
-    cx, cy, rx, ry = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
-    return (np.round(cx + rx * np.cos(angles), 2).tolist(),
-            np.round(cy + ry * np.sin(angles), 2).tolist())
-
-
-def write_json(path, content):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(content, f)
-
-
-def write_split(root, fmt, split):
-    """Write one split in ``fmt`` under ``root``; returns its data-file entry."""
-    images_dir = os.path.join(root, split, "images")
-    os.makedirs(images_dir, exist_ok=True)
-    coco = {"images": [], "annotations": [],
-            "categories": [{"id": 1, "name": "box"}, {"id": 2, "name": "disc"}]}
-    via = {}
-    for index, objects in enumerate(objects_of(fmt, split)):
-        name = "{}_{}".format(split, index)
-        image = draw_image(objects, seed=hash((fmt, split, index)) % 1000)
-        if fmt == "dsb":
-            folder = os.path.join(root, split, "images", name)
-            os.makedirs(os.path.join(folder, "images"))
-            skimage.io.imsave(os.path.join(folder, "images", name + ".png"), image,
-                              check_contrast=False)
-            os.makedirs(os.path.join(folder, "masks"))
-            for k, (kind, box) in enumerate(objects):
-                skimage.io.imsave(os.path.join(folder, "masks", "{}.png".format(k)),
-                                  object_mask(kind, box).astype(np.uint8) * 255,
-                                  check_contrast=False)
-            continue
-        skimage.io.imsave(os.path.join(images_dir, name + ".png"), image, check_contrast=False)
-        if fmt == "label-images":
-            labels = np.zeros((SIZE, SIZE), np.uint8)
-            for k, (kind, box) in enumerate(objects, start=1):
-                labels[object_mask(kind, box)] = k
-            os.makedirs(os.path.join(root, split, "labels"), exist_ok=True)
-            skimage.io.imsave(os.path.join(root, split, "labels", name + ".png"), labels,
-                              check_contrast=False)
-        elif fmt == "coco":
-            coco["images"].append({"id": index + 1, "file_name": name + ".png",
-                                   "height": SIZE, "width": SIZE})
-            for kind, box in objects:
-                xs, ys = polygon(kind, box)
-                y1, x1, y2, x2 = box
-                coco["annotations"].append({
-                    "id": len(coco["annotations"]) + 1, "image_id": index + 1,
-                    "category_id": 1 if kind == "box" else 2, "iscrowd": 0,
-                    "segmentation": [[v for xy in zip(xs, ys) for v in xy]],
-                    "area": float((y2 - y1) * (x2 - x1)), "bbox": [x1, y1, x2 - x1, y2 - y1]})
-        elif fmt == "via":
-            regions = []
-            for kind, box in objects:
-                xs, ys = polygon(kind, box)
-                regions.append({"shape_attributes": {"name": "polygon", "all_points_x": xs,
-                                                     "all_points_y": ys},
-                                "region_attributes": {"type": kind}})
-            via[name + ".png"] = {"filename": name + ".png", "size": 0, "regions": regions,
-                                  "file_attributes": {}}
-        elif fmt == "labelme":
-            shapes = []
-            for kind, box in objects:
-                xs, ys = polygon(kind, box)
-                shapes.append({"label": kind, "points": [list(p) for p in zip(xs, ys)],
-                               "shape_type": "polygon", "group_id": None})
-            write_json(os.path.join(root, split, "labelme", name + ".json"),
-                       {"imagePath": "../images/{}.png".format(name), "imageData": None,
-                        "imageHeight": SIZE, "imageWidth": SIZE, "shapes": shapes})
-    if fmt == "coco":
-        write_json(os.path.join(root, split, "instances.json"), coco)
-        return {"annotations": split + "/instances.json", "images": split + "/images"}
-    if fmt == "via":
-        write_json(os.path.join(root, split, "via.json"),
-                   {"_via_settings": {}, "_via_img_metadata": via, "_via_attributes": {}})
-        return {"annotations": split + "/via.json", "images": split + "/images",
-                "class_attribute": "type"}
-    if fmt == "labelme":
-        return {"annotations": split + "/labelme"}
-    if fmt == "dsb":
-        return {"images": split + "/images"}
-    return {"images": split + "/images", "labels": split + "/labels"}
+EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "examples")
 
 
 def write_data(root, fmt, extension=".yaml", **extra):
-    """A dataset in ``fmt`` and its data file under ``root``; returns the data file's path."""
-    import yaml
-
-    root = str(root)
-    content = {"format": fmt, "name": "cli_" + fmt.replace("-", "_"),
-               "train": write_split(root, fmt, "train"), "val": write_split(root, fmt, "val"),
-               "config": "tiny:TinyConfig", **extra}
-    path = os.path.join(root, "data" + extension)
-    with open(path, "w") as f:
-        if extension == ".json":
-            json.dump(content, f)
-        else:
-            yaml.safe_dump(content, f)
-    return path
+    """``make_examples.write_data`` with the tiny config unless ``extra`` names one."""
+    return make_examples.write_data(root, fmt, extension, **{"config": "tiny:TinyConfig",
+                                                             **extra})
 
 
 @pytest.fixture(autouse=True)
@@ -183,9 +49,16 @@ def offline(monkeypatch):
 ############################################################
 
 @pytest.mark.parametrize("fmt", datafile.FORMATS)
-def test_inspect_reads_every_format(fmt, tmp_path):
+def test_inspect_reads_every_format(fmt, tmp_path, capsys):
     path = write_data(tmp_path / "data", fmt, extension=".json" if fmt == "via" else ".yaml")
     report = cli.run(["inspect", path, "--out", str(tmp_path / "report")])
+    # The command shows what it loads; loading a split shows a progress bar over its images.
+    out = capsys.readouterr().out
+    assert "Loading train ({}): ".format(fmt) in out and "Loading val ({}): ".format(fmt) in out
+    datafile.read(path).load("train", verbose=1)
+    assert "3/3" in capsys.readouterr().out
+    datafile.read(path).load("train")
+    assert capsys.readouterr().out == ""
     # The one-class mask-folder formats name their class "object".
     expected_names = ["object"] if fmt in ONE_CLASS_FORMATS else ["box", "disc"]
     for split in ("train", "val"):
@@ -579,6 +452,35 @@ def test_resume_and_pretrained_schedules(trained, tmp_path, monkeypatch, capsys)
     assert list(calls[0][2].MEAN_PIXEL) == list(recipes.Config.MEAN_PIXEL)
     assert "Not applied with pretrained weights (to use them: --set MEAN_PIXEL=[" in \
         capsys.readouterr().out
+
+
+def image_files(root):
+    """Relative paths of the files under ``root``, sorted."""
+    return sorted(os.path.relpath(os.path.join(folder, name), root)
+                  for folder, _, names in os.walk(root) for name in names)
+
+
+def test_committed_examples_are_what_make_examples_writes(tmp_path):
+    # examples/<format>/ are the data users try first: they must be what the script writes
+    # (the images compared as pixels, PNG encoders differ) and read as a data file should.
+    make_examples.write_examples(str(tmp_path))
+    for fmt in datafile.FORMATS:
+        written, committed = str(tmp_path / fmt), os.path.join(EXAMPLES_DIR, fmt)
+        names = image_files(written)
+        assert image_files(committed) == names, fmt
+        for name in names:
+            ours, theirs = os.path.join(written, name), os.path.join(committed, name)
+            if name.endswith(".png"):
+                np.testing.assert_array_equal(skimage.io.imread(ours),
+                                              skimage.io.imread(theirs), err_msg=name)
+            else:
+                with open(ours) as a, open(theirs) as b:
+                    assert a.read() == b.read(), name
+        report = cli.run(["inspect", os.path.join(committed, "data.yaml"), "--out",
+                          str(tmp_path / "report" / fmt)])
+        assert [report["splits"][s]["images"] for s in ("train", "val")] == [3, 2]
+        config = datafile.read(os.path.join(committed, "data.yaml")).config_class(3)()
+        assert (config.IMAGE_MAX_DIM, config.BACKBONE) == (64, "resnet50")
 
 
 def test_python_dash_m_mrcnn_help():

@@ -150,12 +150,13 @@ class DataFile:
                               "no such {} {!r}".format(kind, resolved[key]))
         return resolved
 
-    def load(self, split, class_names=None):
+    def load(self, split, class_names=None, verbose=0):
         """A prepared ``mrcnn.data.formats`` dataset of ``split`` ("train" or "val").
 
         class_names: the classes in id order (default: ``classes`` of the file, else what the
         loader finds); pass the training set's names to the validation set so that both
         number the classes alike. A loader's AnnotationError is re-raised naming the key.
+        verbose: 1 prints what is loaded and shows a progress bar over its images.
         """
         if split not in self.splits:
             self.fail(split, "missing: this command needs the {} split".format(split))
@@ -164,7 +165,10 @@ class DataFile:
         # hold one, so only the file's own ``classes`` select; the names are compared below.
         names = self.classes if self.format == "coco" else (class_names or self.classes)
         try:
-            dataset = _LOADERS[self.format](entry, names)
+            if verbose:
+                print("Loading {} ({}): {}".format(split, self.format, entry.get("annotations")
+                                                   or entry.get("images")))
+            dataset = _LOADERS[self.format](entry, names, verbose)
         except (formats.AnnotationError, OSError) as e:
             self.fail(split, "{}".format(e))
         except (ValueError, KeyError, AssertionError) as e:
@@ -224,40 +228,44 @@ def read(path):
     return DataFile(path, content)
 
 
-def _load_coco(entry, names):
+def _load_coco(entry, names, verbose):
     dataset = formats.CocoDataset()
-    # Classes are registered in the order of the file's names.
-    with contextlib.redirect_stdout(io.StringIO()):   # pycocotools prints timings
-        dataset.load_coco_json(entry["annotations"], entry["images"], class_names=names or None)
+    # Classes are registered in the order of the file's names. pycocotools prints its parse
+    # ("loading annotations into memory..."): shown with the progress bar, else silenced.
+    quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    with quiet:
+        dataset.load_coco_json(entry["annotations"], entry["images"], class_names=names or None,
+                               verbose=verbose)
     return dataset
 
 
-def _load_via(entry, names):
+def _load_via(entry, names, verbose):
     dataset = formats.ViaDataset()
     image_dir = entry.get("images") or os.path.dirname(entry["annotations"])
     dataset.load_via(entry["annotations"], image_dir, class_attribute=entry.get("class_attribute"),
-                     class_names=names)
+                     class_names=names, verbose=verbose)
     return dataset
 
 
-def _load_labelme(entry, names):
+def _load_labelme(entry, names, verbose):
     dataset = formats.LabelmeDataset()
-    dataset.load_labelme(entry["annotations"], image_dir=entry.get("images"), class_names=names)
+    dataset.load_labelme(entry["annotations"], image_dir=entry.get("images"), class_names=names,
+                         verbose=verbose)
     return dataset
 
 
-def _load_dsb(entry, names):
+def _load_dsb(entry, names, verbose):
     dataset = formats.MaskFolderDataset()
     dataset.load_dsb(entry["images"], class_name=names[0] if names else "object",
-                     source="dsb")
+                     source="dsb", verbose=verbose)
     return dataset
 
 
-def _load_label_images(entry, names):
+def _load_label_images(entry, names, verbose):
     dataset = formats.MaskFolderDataset()
     dataset.load_label_images(entry["images"], entry["labels"],
                               class_name=names[0] if names else "object",
-                              suffix=entry.get("suffix", ".png"))
+                              suffix=entry.get("suffix", ".png"), verbose=verbose)
     return dataset
 
 

@@ -29,6 +29,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from mrcnn.data.dataset import Dataset
+from mrcnn.progress import progress_over
 
 # Files that load_label_images takes as images.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
@@ -395,7 +396,8 @@ class CocoDataset(_FileDataset):
     """Instances from a COCO json file (Matterport's ``CocoDataset``, for any COCO-style file)."""
 
     def load_coco_json(self, annotation_file, image_dir, class_ids=None, class_map=None,
-                       source="coco", return_coco=False, strict=False, class_names=None):
+                       source="coco", return_coco=False, strict=False, class_names=None,
+                       verbose=0):
         """Load a COCO instances json through ``pycocotools.coco.COCO``.
 
         class_ids: COCO category ids to keep (default all). With every class, every image is
@@ -417,6 +419,7 @@ class CocoDataset(_FileDataset):
         not entirely outside the image) and RLE runs (covering the image exactly).
         Annotations whose image or category the file does not define are ignored with a
         warning, or raise AnnotationError when ``strict``.
+        verbose: 1 shows a Keras progress bar over the images as they are registered.
         """
         if class_ids is not None and class_names is not None:
             raise ValueError("load_coco_json: pass class_ids or class_names, not both")
@@ -455,7 +458,7 @@ class CocoDataset(_FileDataset):
         if class_map:
             self.class_map = {**(self.class_map or {}), **class_map}
 
-        for i in image_ids:
+        for i in progress_over(image_ids, verbose):
             image = coco.imgs[i]
             where = "{}: image id {}".format(annotation_file, i)
             path = os.path.join(image_dir, image["file_name"])
@@ -531,7 +534,7 @@ class ViaDataset(_ShapeDataset):
     """Regions drawn with the VGG Image Annotator (VIA 1.x exports, VIA 2.x projects)."""
 
     def load_via(self, annotation_file, image_dir, class_attribute=None, class_names=None,
-                 source="via"):
+                 source="via", verbose=0):
         """Load a VIA 1.x export or VIA 2.x project json; images are in ``image_dir``.
 
         Region shapes: polygon, polyline (closed), rect, circle, ellipse (theta in radians).
@@ -544,6 +547,7 @@ class ViaDataset(_ShapeDataset):
         names found.
         Images without regions are kept. The image size comes from the image file's header
         (VIA does not record it).
+        verbose: 1 shows a Keras progress bar over the images as they are registered.
         """
         data = _read_json(annotation_file)
         entries = data.get("_via_img_metadata", data) if isinstance(data, dict) else None
@@ -558,7 +562,7 @@ class ViaDataset(_ShapeDataset):
             class_names = list(options) if options else None
 
         records, keys = [], {}
-        for key, entry in entries.items():
+        for key, entry in progress_over(list(entries.items()), verbose):
             if not isinstance(entry, dict) or "filename" not in entry:
                 raise AnnotationError("{}: entry {!r} has no 'filename': not a VIA 1.x export or "
                                       "VIA 2.x project; {}".format(annotation_file, key,
@@ -631,7 +635,8 @@ def _labelme_shape(shape, where):
 class LabelmeDataset(_ShapeDataset):
     """Shapes drawn with labelme, one json file per image."""
 
-    def load_labelme(self, paths, image_dir=None, class_names=None, source="labelme"):
+    def load_labelme(self, paths, image_dir=None, class_names=None, source="labelme",
+                     verbose=0):
         """Load labelme json files: a directory (its ``*.json``, sorted), one file or a list.
 
         The image is ``imagePath`` relative to the json file's directory, or its file name in
@@ -642,12 +647,13 @@ class LabelmeDataset(_ShapeDataset):
         ``group_id`` form one instance (labelme's convention); others are one instance each.
         class_names: the classes, in id order (another label raises AnnotationError);
         without it, the sorted set of labels found.
+        verbose: 1 shows a Keras progress bar over the images as they are registered.
         """
         if isinstance(paths, (str, os.PathLike)):
             paths = sorted(glob.glob(os.path.join(paths, "*.json"))) if os.path.isdir(paths) \
                 else [paths]
         records = []
-        for json_path in paths:
+        for json_path in progress_over(list(paths), verbose):
             json_path = str(json_path)
             data = _read_json(json_path)
             if not isinstance(data, dict) or "shapes" not in data:
@@ -721,19 +727,21 @@ def _read_pixels(path):
 class MaskFolderDataset(_FileDataset):
     """Instances stored as images: one PNG per instance (DSB 2018) or one label image per image."""
 
-    def load_dsb(self, dataset_dir, image_ids=None, class_name="nucleus", source="nucleus"):
+    def load_dsb(self, dataset_dir, image_ids=None, class_name="nucleus", source="nucleus",
+                 verbose=0):
         """Kaggle Data Science Bowl 2018 layout: ``<id>/images/<id>.png``, ``<id>/masks/*.png``.
 
         Each mask file is one instance (nonzero = inside). image_ids: the folders to load
         (default every sub-folder of ``dataset_dir``, sorted). Folders without ``masks/``
         (the test set) have no instances. Mask sizes are checked when ``load_mask`` reads
         them, so that loading stays a directory listing.
+        verbose: 1 shows a Keras progress bar over the images as they are registered.
         """
         if image_ids is None:
             image_ids = sorted(d for d in os.listdir(dataset_dir)
                                if os.path.isdir(os.path.join(dataset_dir, d)))
         class_id = self._register_classes(source, [class_name])[class_name]
-        for image_id in image_ids:
+        for image_id in progress_over(list(image_ids), verbose):
             folder = os.path.join(dataset_dir, image_id)
             path = os.path.join(folder, "images", image_id + ".png")
             if not os.path.isfile(path):
@@ -744,17 +752,18 @@ class MaskFolderDataset(_FileDataset):
                            mask_paths=sorted(glob.glob(os.path.join(folder, "masks", "*.png"))))
 
     def load_label_images(self, image_dir, label_dir, class_name="object", source="labels",
-                          suffix=".png"):
+                          suffix=".png", verbose=0):
         """One label image per image (``label_dir/<image stem><suffix>``) of instance ids.
 
         Each distinct nonzero pixel value is one instance of ``class_name``; 0 is background.
         Images are the files of ``image_dir`` with an extension in ``IMAGE_EXTENSIONS``.
+        verbose: 1 shows a Keras progress bar over the images as they are registered.
         """
         class_id = self._register_classes(source, [class_name])[class_name]
-        for filename in sorted(os.listdir(image_dir)):
-            stem, extension = os.path.splitext(filename)
-            if extension.lower() not in IMAGE_EXTENSIONS:
-                continue
+        filenames = [f for f in sorted(os.listdir(image_dir))
+                     if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
+        for filename in progress_over(filenames, verbose):
+            stem = os.path.splitext(filename)[0]
             path = os.path.join(image_dir, filename)
             label_path = os.path.join(label_dir, stem + suffix)
             if not os.path.isfile(label_path):

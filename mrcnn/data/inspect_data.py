@@ -23,6 +23,7 @@ from mrcnn.data import image_meta
 from mrcnn import utils
 from mrcnn.data.pipeline import load_image_gt
 from mrcnn.modeling.anchors import get_anchors
+from mrcnn.progress import progress_over
 
 # An imbalance ratio (most / fewest instances of a class) from which the report suggests
 # repeat-factor sampling or class weights.
@@ -71,13 +72,6 @@ def _scaled_config(config, factor):
                 {"RPN_ANCHOR_SCALES": scales})()
 
 
-def _progress(total, verbose):
-    if not verbose:
-        return None
-    import keras
-    return keras.utils.Progbar(total, unit_name="image")
-
-
 def scan_split(dataset, config, limit=None, seed=0, verbose=True):
     """Per-image facts of one prepared dataset under ``config`` (a dict, see the keys below)."""
     image_ids = list(dataset.image_ids)[:limit] if limit else list(dataset.image_ids)
@@ -86,8 +80,7 @@ def scan_split(dataset, config, limit=None, seed=0, verbose=True):
     sides, molded, channel_sums, pixels = [], [], 0.0, 0
     problems = {"empty": [], "tiny": [], "duplicated": [], "crowd": []}
     images_without = 0
-    progress = _progress(len(image_ids), verbose)
-    for image_id in image_ids:
+    for image_id in progress_over(image_ids, verbose):
         reference = dataset.image_info[image_id]["id"]
         image = dataset.load_image(image_id)
         masks, class_ids = dataset.load_mask(image_id)
@@ -124,8 +117,6 @@ def scan_split(dataset, config, limit=None, seed=0, verbose=True):
                 problems["duplicated"].append((reference, int(a), int(b)))
         keep = gt_class_ids > 0   # crowd regions are no RPN positives
         molded.append((image_shape, gt_boxes[keep]))
-        if progress:
-            progress.add(1)
     return {"images": len(image_ids), "images_without_instances": images_without,
             "instances": int(counts[1:].sum()), "class_counts": counts[1:].tolist(),
             "class_names": list(dataset.class_names[1:]), "object_sides": sides,

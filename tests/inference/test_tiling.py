@@ -107,6 +107,18 @@ def test_a_real_model_small_image_is_one_tile(tiny_config):
     r = tiling.detect_tiled(model, large, overlap=16)
     assert r["masks"].shape[:2] == (100, 90) and r["masks"].dtype == bool
     assert r["rois"].shape == (len(r["class_ids"]), 4)
+    # detect(tile=) gives the same, per image; tile=True is IMAGE_MAX_DIM (64) tiles.
+    both = model.detect([large, image], tile=True, overlap=16)
+    for got, expected in zip(both, [r, tiling.detect_tiled(model, image, overlap=16)]):
+        np.testing.assert_array_equal(got["class_ids"], expected["class_ids"])
+        np.testing.assert_array_equal(got["rois"], expected["rois"])
+        np.testing.assert_array_equal(got["masks"], expected["masks"])
+    # A tile side of 48 instead: 3 x 3 tiles, each resized to 64 by detect().
+    side = model.detect([large], tile=48, overlap=16)[0]
+    np.testing.assert_array_equal(
+        side["masks"], tiling.detect_tiled(model, large, tile=48, overlap=16)["masks"])
+    with pytest.raises(ValueError, match="overlap applies to tiled detection only"):
+        model.detect([image], overlap=16)
 
 
 def test_objects_larger_than_the_overlap_come_back_once_whole():

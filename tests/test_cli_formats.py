@@ -1,0 +1,51 @@
+"""``python -m mrcnn`` train, evaluate, detect and export end to end on every format but COCO
+(whose run, with the commands' finer checks, is in test_cli.py): a file of its own, so that
+the two test processes of ``make test`` run them side by side."""
+
+import os
+
+import numpy as np
+import pytest
+
+from mrcnn import cli
+from mrcnn.data import datafile
+from mrcnn.data.images import read_rgb
+from examples.make_examples import ONE_CLASS_FORMATS
+from test_cli import offline, write_data  # noqa: F401 (offline: the autouse fixture)
+
+
+@pytest.mark.parametrize("fmt", [f for f in datafile.FORMATS if f != "coco"])
+def test_every_format_end_to_end(fmt, tmp_path):
+    """train (one step from random weights), evaluate, detect and export on each of the
+    other formats' fixtures (COCO's run above)."""
+    path = write_data(tmp_path / "data", fmt)
+    logs = str(tmp_path / "logs")
+    cli.run(["train", path, "--weights", "none", "--epochs", "1", "--steps", "1",
+             "--validation-steps", "1", "--logs", logs])
+    common = ["--weights", "last", "--logs", logs, "--set", "DETECTION_MIN_CONFIDENCE=0"]
+    summary = cli.run(["evaluate", path, "--out", str(tmp_path / "eval"), "--pictures", "1"]
+                      + common)
+    assert summary["num_images"] == 2
+    for iou_type in ("segm", "bbox"):
+        assert 0.0 <= summary[iou_type]["AP"] <= 1.0
+    assert os.path.isfile(tmp_path / "eval" / "detections_0.png")
+
+    root = os.path.dirname(path)
+    one = (os.path.join(root, "val", "images", "val_0", "images", "val_0.png") if fmt == "dsb"
+           else os.path.join(root, "val", "images", "val_0.png"))
+    detections = cli.run(["detect", path, one, "--out", str(tmp_path / "det")] + common)
+    from pycocotools.coco import COCO
+    coco = COCO(detections)
+    names = ["object"] if fmt in ONE_CLASS_FORMATS else ["box", "disc"]
+    assert [c["name"] for c in coco.dataset["categories"]] == names
+    annotations = coco.dataset["annotations"]
+    assert len(annotations) > 0 and {a["image_id"] for a in annotations} == {1}
+
+    # The exported model, from the same checkpoint, finds what detect found.
+    exported = cli.run(["export", path, "--out", str(tmp_path / "saved")] + common)
+    import tensorflow as tf
+    serving = tf.saved_model.load(exported).signatures["serving_default"]
+    outputs = serving(image=tf.constant(read_rgb(one)))
+    assert outputs["class_ids"].numpy().tolist() == [a["category_id"] for a in annotations]
+    np.testing.assert_allclose(outputs["scores"].numpy(), [a["score"] for a in annotations],
+                               rtol=1e-5)
