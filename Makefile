@@ -13,7 +13,7 @@ else
 XDIST_ARGS := -n $(TEST_WORKERS) --dist loadfile
 endif
 
-.PHONY: venv test demo notebooks bench bench-inference clean
+.PHONY: venv test demo notebooks bench bench-inference wheel-check clean
 
 # Reinstall when the dependency lists change.
 $(STAMP): requirements.txt requirements-dev.txt requirements-export.txt setup.py
@@ -31,6 +31,11 @@ test: $(STAMP)
 demo: $(STAMP)
 	MPLBACKEND=Agg TF_CPP_MIN_LOG_LEVEL=2 $(PY) samples/shapes/shapes.py demo \
 		--logs logs/demo --out demo_detections.png
+
+# Build a wheel from a clean clone of HEAD, install it into a fresh venv, run `mrcnn --help`
+# and a detect() outside the checkout (minutes: the dependencies install into the new venv).
+wheel-check: $(STAMP)
+	$(PY) .ci/check_wheel.py
 
 # Run every notebook in full mode and save it with its outputs (several minutes each on a CPU).
 notebooks: $(STAMP)

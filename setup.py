@@ -1,10 +1,15 @@
-"""Install mrcnn: `pip install .` (dependencies come from requirements.txt)."""
+"""Install mrcnn: `pip install .` (dependencies come from requirements.txt).
+
+The distribution is named ``mrcnn-keras``: ``mrcnn`` on PyPI is an unrelated placeholder of
+2018. The import name stays ``mrcnn``, and the console script is ``mrcnn``.
+"""
 
 import os
 
 from setuptools import find_packages, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+DISTRIBUTION_NAME = "mrcnn-keras"
 
 
 def read_requirements(name):
@@ -24,7 +29,8 @@ def read_version():
 
 
 setup(
-    name="mrcnn",
+    # The name on PyPI (free as of 2026-12-02; not published yet): see the module docstring.
+    name=DISTRIBUTION_NAME,
     version=read_version(),
     description="Mask R-CNN for object detection and instance segmentation on Keras 3 / TF 2",
     long_description=open(os.path.join(HERE, "README.md")).read(),

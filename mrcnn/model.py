@@ -284,7 +284,7 @@ class MaskRCNN:
         format: "savedmodel" (default): a SavedModel whose signature detects on one uint8 image
         of any size (see ``mrcnn.export.serving``). "tflite" or "onnx": the fixed-size core
         (IMAGE_MAX_DIM square input, builtin ops only) plus ``<path>.json``, run with
-        ``mrcnn.export.runner`` (see ``mrcnn.export.formats``; ONNX needs ``mrcnn[export]``).
+        ``mrcnn.export.runner`` (see ``mrcnn.export.formats``; ONNX needs the ``export`` extra).
         quantize: "dynamic" for dynamic-range quantized TFLite weights.
         """
         return export_formats.export(self, path, format=format, quantize=quantize)

@@ -6,7 +6,7 @@
     python -m mrcnn.export ... --format onnx --out shapes.onnx
 
 SavedModel: see mrcnn.export.serving. TFLite and ONNX: the fixed-size core and ``<out>.json``, run
-with mrcnn.export.runner (see mrcnn.export.formats); ONNX needs ``pip install 'mrcnn[export]'``.
+with mrcnn.export.runner (see mrcnn.export.formats); ONNX needs the export extra (``pip install '.[export]'``).
 """
 
 import argparse

@@ -34,7 +34,8 @@ from mrcnn.export.serving import export_saved_model, run_one_image
 FORMATS = ("savedmodel", "tflite", "onnx")
 QUANTIZE = (None, "dynamic")
 ONNX_OPSET = 17
-_EXTRA_HINT = "install the export extra: pip install 'mrcnn[export]'"
+_EXTRA_HINT = ("install the export extra: pip install 'mrcnn-keras[export]' (from a checkout: "
+               "pip install '.[export]')")
 
 
 class CoreGraph(tf.Module):

@@ -211,7 +211,7 @@ def test_missing_export_extra_names_the_install_command(monkeypatch, tmp_path, c
     with pytest.raises(SystemExit):
         export.main(["--config", "tiny:TinyConfig", "--weights", str(tmp_path / "w.h5"),
                      "--out", str(tmp_path / "out.onnx"), "--format", "onnx"])
-    assert "pip install 'mrcnn[export]'" in capsys.readouterr().err
+    assert "pip install 'mrcnn-keras[export]'" in capsys.readouterr().err
 
 
 def test_export_rejects_unknown_format_and_misplaced_quantize():
