@@ -144,6 +144,19 @@ def _roi_weights(start, end, cells, first, length, aligned, scale):
     return _tap_weights(coord, cells, edge=False)
 
 
+def torchvision_paste_box(box, cells):
+    """torchvision's ``paste_masks_in_image`` geometry for a mask of ``cells`` cells a side
+    given a border of one zero cell (mrcnn.inference.postprocess.torchvision_paste_boxes):
+    ``box`` (continuous pixels) grown by (cells + 2) / cells about its centre, truncated
+    toward zero, its end included. Returns (y1, x1, y2, x2) int, y2/x2 exclusive."""
+    y1, x1, y2, x2 = (float(v) for v in box)
+    grow = (cells + 2.0) / cells
+    cy, cx = (y1 + y2) * 0.5, (x1 + x2) * 0.5
+    hh, hw = (y2 - y1) * 0.5 * grow, (x2 - x1) * 0.5 * grow
+    gy1, gx1, gy2, gx2 = (int(v) for v in (cy - hh, cx - hw, cy + hh, cx + hw))  # toward 0
+    return gy1, gx1, max(gy2 + 1, gy1 + 1), max(gx2 + 1, gx1 + 1)
+
+
 def paste_mask_roi(mask, box, height, width, threshold, aligned, scale=(1.0, 1.0)):
     """A soft mask [h, w] pasted where RoIAlign took it over ``box`` (continuous pixels y1,
     x1, y2, x2) into a [height, width] bool image, over the box grown by one cell; scale: (y,
@@ -284,7 +297,7 @@ class ExportedModel:
         # How detect() pastes for the model's config (mrcnn.inference.postprocess.paste_mode); files
         # exported before the RoIAlign switches have no key and paste as Matterport.
         mode = self.metadata.get("mask_paste", "resize")
-        if mode not in ("resize", "aligned", "unaligned"):
+        if mode not in ("resize", "aligned", "unaligned", "torchvision"):
             raise ValueError("{}.json: unknown mask_paste {!r}".format(self.path, mode))
         if mode == "resize":
             full = [paste_mask(soft[i], boxes[i], height, width, threshold)
@@ -297,7 +310,13 @@ class ExportedModel:
             molded = detections[:n, :4][keep].astype(np.float64) * (self.size - 1) + \
                 np.array([0, 0, 1, 1], np.float64)
             exact = (molded - [wy1, wx1, wy1, wx1]) / [scale[0], scale[1], scale[0], scale[1]]
-            full = [paste_mask_roi(soft[i], exact[i], height, width, threshold,
-                                   mode == "aligned", scale) for i in range(len(boxes))]
+            if mode == "torchvision":
+                # The mask with a border of zero cells, resized into its grown box.
+                full = [paste_mask(np.pad(soft[i], 1), torchvision_paste_box(
+                    exact[i], soft.shape[2]), height, width, threshold)
+                    for i in range(len(boxes))]
+            else:
+                full = [paste_mask_roi(soft[i], exact[i], height, width, threshold,
+                                       mode == "aligned", scale) for i in range(len(boxes))]
         full = np.stack(full, axis=-1) if full else np.zeros((height, width, 0), bool)
         return {"boxes": boxes, "class_ids": class_ids, "scores": scores, "masks": full}

@@ -15,7 +15,7 @@ import tensorflow as tf
 from mrcnn.export import command as export, formats as export_formats
 from mrcnn.modeling import portable_ops
 from mrcnn import model as modellib
-from tiny import NO_MRCNN_PREAMBLE, ExportConfig, shift_class_logits
+from tiny import NO_MRCNN_PREAMBLE, ExportConfig, TorchvisionSmallConfig, shift_class_logits
 
 RUNNER_FILE = os.path.join(os.path.dirname(export_formats.__file__), "runner.py")
 # (format, runtime): LiteRT's standalone interpreter and TensorFlow's both run the .tflite.
@@ -314,16 +314,31 @@ class FidelityExportConfig(ExportConfig):
     PIXEL_STD = [58.4, 57.1, 57.4]
 
 
+class TorchvisionExportConfig(TorchvisionSmallConfig):
+    """torchvision's whole configuration (its ResNet style, unaligned RoIAlign, box coding,
+    anchors, paste) at a small size, in a fixed square as export needs."""
+    IMAGE_RESIZE_MODE = "square"
+    IMAGE_MIN_DIM = IMAGE_MAX_DIM = 128
+    # torchvision's 0.05 threshold; fewer slots, so that no two scores of the random heads are
+    # within float noise of each other (their order would then be the graphs' rounding's).
+    DETECTION_MAX_INSTANCES = 30
+
+
+@pytest.mark.parametrize("config_class, bias, paste", [
+    (FidelityExportConfig, [0, 3, 3, 0], "aligned"),
+    (TorchvisionExportConfig, [0, 3, 3, 0, 0], "torchvision")])
 @pytest.mark.parametrize("fmt, runtime", [("tflite", "litert"), ("onnx", "onnxruntime")])
-def test_export_carries_the_fidelity_switches(tmp_path, fmt, runtime):
-    # The paper's RoIAlign (through the builtin crop_and_resize), per-level proposals,
-    # multi-label detection (per-class boxes in the builtin NMS), PIXEL_STD and the matching
-    # mask paste (the runner reads it from the metadata) give detect()'s results.
+def test_export_carries_the_fidelity_switches(tmp_path, fmt, runtime, config_class, bias,
+                                              paste):
+    # The paper's RoIAlign, aligned or not (through the builtin crop_and_resize), per-level
+    # proposals, multi-label detection (per-class boxes in the builtin NMS), PIXEL_STD,
+    # torchvision's ResNet and the matching mask paste (the runner reads it from the
+    # metadata) give detect()'s results.
     pytest.importorskip("tf2onnx" if fmt == "onnx" else "ai_edge_litert")
-    model = biased_model([0, 3, 3, 0], 0.05, FidelityExportConfig())
+    model = biased_model(bias, 0.05, config_class())
     path = model.export(str(tmp_path / "fidelity.{}".format(fmt)), format=fmt)
     with open(path + ".json") as f:
-        assert json.load(f)["mask_paste"] == "aligned"
+        assert json.load(f)["mask_paste"] == paste
     from mrcnn.export.runner import ExportedModel
     runner = ExportedModel(path, runtime=runtime)
     images = images_for(SHAPES[:2])
