@@ -68,7 +68,20 @@ def main(argv=None):
                         help="the interpreter that builds the wheel and makes the venv")
     args = parser.parse_args(argv)
     work = args.keep or tempfile.mkdtemp(prefix="mrcnn_wheel_")
-    os.makedirs(work, exist_ok=True)
+    if args.keep and os.path.exists(args.keep):
+        raise SystemExit("--keep {}: choose a folder that does not exist".format(args.keep))
+    os.makedirs(work)
+    try:
+        check(work, args.python)
+    finally:
+        # A failed check must not leave a clone and a venv with TensorFlow behind.
+        if not args.keep:
+            import shutil
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def check(work, python):
+    """The steps of the module docstring in ``work``; prints the JSON line."""
     seconds = {}
 
     def step(name, fn):
@@ -81,12 +94,12 @@ def main(argv=None):
     outside = os.path.join(work, "outside")
     os.makedirs(outside, exist_ok=True)
     step("clone", lambda: run(["git", "clone", "--quiet", ROOT, clone]))
-    step("build", lambda: run([args.python, "-m", "pip", "wheel", "--quiet", "--no-deps",
+    step("build", lambda: run([python, "-m", "pip", "wheel", "--quiet", "--no-deps",
                                "-w", dist, clone]))
     wheels = glob.glob(os.path.join(dist, "*.whl"))
     if len(wheels) != 1:
         raise SystemExit("expected one wheel in {}, found {}".format(dist, wheels))
-    step("venv", lambda: run([args.python, "-m", "venv", venv]))
+    step("venv", lambda: run([python, "-m", "venv", venv]))
     py = os.path.join(venv, "bin", "python")
     step("install", lambda: run([py, "-m", "pip", "install", "--quiet", wheels[0]]))
     # Outside any checkout, and without this repository on the path.
@@ -103,9 +116,6 @@ def main(argv=None):
         raise SystemExit("mrcnn was imported from {}, not from the venv".format(
             detect["mrcnn_file"]))
     print(json.dumps({"wheel": os.path.basename(wheels[0]), "seconds": seconds, **detect}))
-    if not args.keep:
-        import shutil
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,16 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import zlib
 
 import numpy as np
 import skimage.draw
 import skimage.io
 
-from mrcnn.data.datafile import FORMATS
+# Run as a script, this folder is on the path but not the repository root (mrcnn's checkout).
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from mrcnn.data.datafile import FORMATS  # noqa: E402
 
 SIZE = 64
 # Per image: (class, (y1, x1, y2, x2)) of each object; a "disc" fills the ellipse inside
@@ -181,7 +184,7 @@ def write_data(root, fmt, extension=".yaml", **extra):
 
 
 # What the committed examples' data files add: 64x64 images, so a model of 64x64 inputs with
-# anchors for objects of 18-32 px; the other settings are the command line's defaults.
+# anchors for objects of 18-36 px; the other settings are the command line's defaults.
 EXAMPLE_OVERRIDES = {"IMAGE_MIN_DIM": 64, "IMAGE_MAX_DIM": 64, "BACKBONE": "resnet50",
                      "RPN_ANCHOR_SCALES": [8, 16, 24, 32, 48]}
 

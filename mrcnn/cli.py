@@ -433,7 +433,6 @@ def command_detect(args, data):
     import keras
 
     from mrcnn.evaluation import evaluate
-    from mrcnn.inference import tiling
     from mrcnn import visualize
 
     files = input_files(args.inputs)
@@ -463,7 +462,7 @@ def command_detect(args, data):
         if not is_video(path):
             if args.tiles:
                 image = read_rgb(path)
-                result = tiling.detect_tiled(model, image, overlap=args.overlap)
+                result = model.detect([image], tile=True, overlap=args.overlap)[0]
             else:
                 result = next(still_results)
                 if "error" in result:   # named and skipped; the other files go on

@@ -218,12 +218,16 @@ class MaskRCNN:
         """
         if self.mode != "inference":
             raise ValueError("create the model in inference mode to detect")
-        if overlap is not None and not tile:
+        tiled = tile is not None and tile is not False
+        if overlap is not None and not tiled:
             raise ValueError("overlap applies to tiled detection only: pass tile=True or a "
                              "tile side")
-        if tile:
+        if tiled:
+            if tile is not True and (isinstance(tile, bool) or int(tile) != tile or tile < 1):
+                raise ValueError("tile must be True or a whole number of pixels, got {!r}"
+                                 .format(tile))
             side = None if tile is True else int(tile)
-            return [tiling.detect_tiled(self, image, tile=side, overlap=overlap)
+            return [tiling.detect_tiled(self, np.asarray(image), tile=side, overlap=overlap)
                     for image in images]
         results = []
         for start in range(0, len(images), self.config.BATCH_SIZE):

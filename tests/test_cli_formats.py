@@ -17,7 +17,7 @@ from test_cli import offline, write_data  # noqa: F401 (offline: the autouse fix
 @pytest.mark.parametrize("fmt", [f for f in datafile.FORMATS if f != "coco"])
 def test_every_format_end_to_end(fmt, tmp_path):
     """train (one step from random weights), evaluate, detect and export on each of the
-    other formats' fixtures (COCO's run above)."""
+    other formats' fixtures (COCO's run is in test_cli.py)."""
     path = write_data(tmp_path / "data", fmt)
     logs = str(tmp_path / "logs")
     cli.run(["train", path, "--weights", "none", "--epochs", "1", "--steps", "1",

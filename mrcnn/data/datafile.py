@@ -230,8 +230,8 @@ def read(path):
 
 def _load_coco(entry, names, verbose):
     dataset = formats.CocoDataset()
-    # Classes are registered in the order of the file's names. pycocotools prints its parse
-    # ("loading annotations into memory..."): shown with the progress bar, else silenced.
+    # Classes are registered in the order of the file's names. pycocotools prints as it
+    # indexes the file ("creating index..."): shown with the progress bar, else silenced.
     quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
     with quiet:
         dataset.load_coco_json(entry["annotations"], entry["images"], class_names=names or None,

@@ -10,7 +10,8 @@ the fixed-size core (``mrcnn.export.formats``) leaves to the caller, as ``detect
 2. run the model on the square and the window;
 3. map the boxes back to the original image and paste each 28x28 soft mask into its box
    (bilinear, edge-clamped; or where the paper's RoIAlign took it, for models with
-   ROI_ALIGN_SAMPLING_RATIO > 0), thresholded at DETECTION_MASK_THRESHOLD.
+   ROI_ALIGN_SAMPLING_RATIO > 0; or as torchvision pastes, with MASK_PASTE "torchvision"),
+   thresholded at DETECTION_MASK_THRESHOLD.
 
     model = ExportedModel("shapes.tflite")      # reads shapes.tflite.json
     result = model.detect(image)                # boxes, class_ids, scores, masks

@@ -6,7 +6,7 @@
 The output is an ``.h5`` in Matterport's layout (:mod:`mrcnn.weights.loading`): it loads with
 ``MaskRCNN.load_weights`` into a model of ``config.TorchvisionMaskRCNNConfig`` (or a subclass,
 for a fine-tuned model with other classes) and needs no torch. torch is needed only to read a
-``.pth`` (``pip install '.[torch]'``), always with ``torch.load(..., weights_only=True)``;
+``.pth`` (``pip install 'mrcnn-keras[torch]'``, from a checkout ``pip install '.[torch]'``), always with ``torch.load(..., weights_only=True)``;
 an ``.npz`` of the state dict's arrays needs nothing.
 
 Layout changes, tensor by tensor (:func:`torchvision_layer_weights`):
@@ -91,8 +91,9 @@ def read_state_dict(path):
     try:
         import torch
     except ImportError as e:
-        raise ImportError("reading a .pth needs torch: pip install '.[torch]' (or torch), "
-                          "or save the state dict as an .npz of arrays") from e
+        raise ImportError("reading a .pth needs torch: pip install 'mrcnn-keras[torch]' (from a "
+                          "checkout: '.[torch]'; or torch alone), or save the state dict as "
+                          "an .npz of arrays") from e
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:   # torch raises RuntimeError, EOFError, UnpicklingError...

@@ -228,6 +228,21 @@ def test_runner_needs_the_metadata_file(tmp_path):
         ExportedModel(str(tmp_path / "m.tflite"))
 
 
+def test_runner_torchvision_paste_box_matches_detect():
+    # The runner's NumPy copy of torchvision's paste geometry against detect()'s TensorFlow
+    # one: boxes across the image edge, below a pixel, empty, and large.
+    from mrcnn.export.runner import torchvision_paste_box
+    from mrcnn.inference.postprocess import torchvision_paste_boxes
+    rng = np.random.default_rng(3)
+    corners = rng.uniform(-40, 600, (200, 2, 2))
+    boxes = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)[:, [0, 1, 2, 3]]
+    boxes = np.concatenate([boxes, [[5.2, 7.9, 5.6, 8.1], [3.0, 3.0, 3.0, 3.0],
+                                    [-10.5, -3.25, 0.75, 2.5], [0.0, 0.0, 1023.9, 767.4]]])
+    expected = torchvision_paste_boxes(tf.constant(boxes, tf.float64), 28, 28).numpy()
+    got = np.array([torchvision_paste_box(b, 28) for b in boxes])
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_runner_resize_matches_detect_resize():
     """The runner's NumPy resize is utils.resize_image's (skimage, bilinear, no
     anti-aliasing) to within one grey level."""

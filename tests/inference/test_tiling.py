@@ -113,12 +113,19 @@ def test_a_real_model_small_image_is_one_tile(tiny_config):
         np.testing.assert_array_equal(got["class_ids"], expected["class_ids"])
         np.testing.assert_array_equal(got["rois"], expected["rois"])
         np.testing.assert_array_equal(got["masks"], expected["masks"])
-    # A tile side of 48 instead: 3 x 3 tiles, each resized to 64 by detect().
+    # A tile side of 48 instead: 3 x 3 tiles, each resized to 64 by detect(); not what the
+    # 64-px tiles give.
     side = model.detect([large], tile=48, overlap=16)[0]
-    np.testing.assert_array_equal(
-        side["masks"], tiling.detect_tiled(model, large, tile=48, overlap=16)["masks"])
+    expected = tiling.detect_tiled(model, large, tile=48, overlap=16)
+    assert len(side["class_ids"]) > 0
+    np.testing.assert_array_equal(side["rois"], expected["rois"])
+    np.testing.assert_array_equal(side["masks"], expected["masks"])
+    assert side["rois"].shape != r["rois"].shape or (side["rois"] != r["rois"]).any()
     with pytest.raises(ValueError, match="overlap applies to tiled detection only"):
         model.detect([image], overlap=16)
+    for bad in (1.5, 0, "64"):
+        with pytest.raises(ValueError, match="tile must be True or a whole number"):
+            model.detect([image], tile=bad)
 
 
 def test_objects_larger_than_the_overlap_come_back_once_whole():
