@@ -63,16 +63,30 @@ def large_image(size, count, seed):
 
 
 def score(result, masks, class_ids, iou_thresholds=(0.5, 0.75)):
-    """Recall at each mask-IoU threshold, detections per shape and AP50 of one image."""
+    """One image's facts: shapes found at each mask-IoU threshold, detections matched, the
+    unmatched ones (at 0.5) on a shape or on the background, and AP50."""
+    import numpy as np
     from mrcnn import utils
 
     boxes = utils.extract_bboxes(masks)
     facts = {}
     for threshold in iou_thresholds:
-        gt_match, _, _ = utils.compute_matches(
+        gt_match, pred_match, _ = utils.compute_matches(
             boxes, class_ids, masks, result["rois"], result["class_ids"], result["scores"],
             result["masks"], iou_threshold=threshold)
         facts["found_{}".format(threshold)] = int((gt_match > -1).sum())
+        facts["matched_{}".format(threshold)] = int((pred_match > -1).sum())
+        if threshold == 0.5:
+            # compute_matches orders the detections by score: its pred_match is in that order.
+            order = np.argsort(result["scores"], kind="stable")[::-1]
+            unmatched = np.asarray(result["rois"]).reshape(-1, 4)[order][pred_match == -1]
+    # An unmatched detection whose box overlaps a shape's: a fragment, a duplicate or the wrong
+    # class; else a detection on the background.
+    on_shape = (utils.compute_overlaps(unmatched.astype(np.float64),
+                                       boxes.astype(np.float64)) > 0).any(axis=1) \
+        if len(unmatched) else np.zeros(0, bool)
+    facts["unmatched_on_a_shape"] = int(on_shape.sum())
+    facts["unmatched_on_background"] = int(len(unmatched) - on_shape.sum())
     facts["ap50"] = float(utils.compute_ap(boxes, class_ids, masks, result["rois"],
                                            result["class_ids"], result["scores"],
                                            result["masks"], iou_threshold=0.5)[0])
@@ -84,10 +98,13 @@ def score(result, masks, class_ids, iou_thresholds=(0.5, 0.75)):
 def summarize(rows):
     """Totals over the images of one size and mode."""
     shapes = sum(r["shapes"] for r in rows)
-    return {"images": len(rows), "shapes": shapes,
+    detections = sum(r["detections"] for r in rows)
+    return {"images": len(rows), "shapes": shapes, "detections": detections,
             "recall_0.5": round(sum(r["found_0.5"] for r in rows) / shapes, 4),
             "recall_0.75": round(sum(r["found_0.75"] for r in rows) / shapes, 4),
-            "detections_per_shape": round(sum(r["detections"] for r in rows) / shapes, 3),
+            "precision_0.5": round(sum(r["matched_0.5"] for r in rows) / max(detections, 1), 4),
+            "unmatched_on_a_shape": sum(r["unmatched_on_a_shape"] for r in rows),
+            "unmatched_on_background": sum(r["unmatched_on_background"] for r in rows),
             "mean_ap50": round(sum(r["ap50"] for r in rows) / len(rows), 4),
             "s_per_image": round(sum(r["seconds"] for r in rows) / len(rows), 2)}
 
