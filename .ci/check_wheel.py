@@ -67,10 +67,11 @@ def main(argv=None):
     parser.add_argument("--python", default=sys.executable,
                         help="the interpreter that builds the wheel and makes the venv")
     args = parser.parse_args(argv)
+    if args.keep:
+        if os.path.exists(args.keep):
+            raise SystemExit("--keep {}: choose a folder that does not exist".format(args.keep))
+        os.makedirs(args.keep)
     work = args.keep or tempfile.mkdtemp(prefix="mrcnn_wheel_")
-    if args.keep and os.path.exists(args.keep):
-        raise SystemExit("--keep {}: choose a folder that does not exist".format(args.keep))
-    os.makedirs(work)
     try:
         check(work, args.python)
     finally:
