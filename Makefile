@@ -15,11 +15,11 @@ endif
 
 .PHONY: venv test demo notebooks bench bench-inference wheel-check clean
 
-# Reinstall when the dependency lists change.
+# Reinstall when the dependency lists change. The distribution was named "mrcnn" before
+# "mrcnn-keras": that one is uninstalled first, so that one package owns mrcnn/.
 $(STAMP): requirements.txt requirements-dev.txt requirements-export.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# The distribution was named "mrcnn" before "mrcnn-keras": one package owns mrcnn/.
 	$(PY) -m pip uninstall --quiet --yes mrcnn 2>/dev/null || true
 	$(PY) -m pip install --quiet -e ".[export]" -r requirements-dev.txt
 	touch $(STAMP)

@@ -22,10 +22,12 @@ class ThroughputConfig(TinyConfig):
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """A tiny inference model with random weights, its classifier favouring class 1 so that
-    the compared results are not empty."""
+    the compared results are not empty, with a small kernel so that the scores stay apart:
+    saturated scores tie, and on some CPUs (an AVX2-only EPYC) the graph's float noise then
+    ordered the tied detections differently with another batch."""
     model = modellib.MaskRCNN("inference", ThroughputConfig(),
                               str(tmp_path_factory.mktemp("logs")))
-    return shift_class_logits(model, [0, 50, 0, 0])
+    return shift_class_logits(model, [0, 3, 0, 0], 0.05)
 
 
 @pytest.fixture(scope="module")

@@ -242,7 +242,7 @@ def test_pth_without_torch_says_what_to_install(tmp_path):
         pass
     path = tmp_path / "model.pth"
     path.write_bytes(b"\x80\x02")
-    with pytest.raises(ImportError, match=r"mrcnn\[torch\]"):
+    with pytest.raises(ImportError, match=r"pip install .mrcnn-keras\[torch\]."):
         convert.read_state_dict(str(path))
     assert convert.main(["torchvision", str(path), str(tmp_path / "x.h5")]) == 2
 
