@@ -1,0 +1,1 @@
+"""Example datasets in each annotation format the command line reads (see make_examples.py)."""
