@@ -321,7 +321,11 @@ def test_builtin_combined_nms_with_a_box_per_class_matches_tensorflow():
 
 
 class FidelityExportConfig(ExportConfig):
-    """Every torchvision/detectron2 switch on (issue 25)."""
+    """Every torchvision/detectron2 switch on (issue 25). Room for every detection above 0.05
+    (classes 1 and 2, favoured by the test, of 50 RoIs): a full list would be cut between
+    near-tied scores, and LiteRT's rounding then chose differently from run to run."""
+    DETECTION_MIN_CONFIDENCE = 0.05
+    DETECTION_MAX_INSTANCES = 100
     ROI_ALIGN_SAMPLING_RATIO = 2
     ROI_LEVEL_MAPPING = "torchvision"
     RPN_PROPOSALS_PER_LEVEL = True
@@ -362,7 +366,7 @@ def test_export_carries_the_fidelity_switches(tmp_path, fmt, runtime, config_cla
     images = images_for(SHAPES[:2])
     expected = model.detect(images)
     assert sum(len(r["class_ids"]) for r in expected) > 0
-    if config_class is TorchvisionExportConfig:       # the premise of its few RoIs
-        assert all(len(r["class_ids"]) < model.config.DETECTION_MAX_INSTANCES for r in expected)
+    # The premise of the configs: the lists are not cut.
+    assert all(len(r["class_ids"]) < model.config.DETECTION_MAX_INSTANCES for r in expected)
     for image, want in zip(images, expected):
         assert_same_detections(runner.detect(image), want)
