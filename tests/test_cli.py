@@ -314,22 +314,28 @@ def test_inference_uses_this_commands_set_over_the_runs(trained):
         assert (config.NORM, config.GPU_COUNT, config.IMAGES_PER_GPU) == ("group", 1, 1)
 
 
+def evaluate_val(path, common, out):
+    """``evaluate`` on the fixture's 2 val images with one picture: checks the summary's AP
+    and the picture, returns the summary."""
+    summary = cli.run(["evaluate", path, "--out", str(out), "--pictures", "1"] + common)
+    assert summary["num_images"] == 2
+    for iou_type in ("segm", "bbox"):
+        assert 0.0 <= summary[iou_type]["AP"] <= 1.0
+    assert os.path.isfile(os.path.join(str(out), "detections_0.png"))
+    return summary
+
+
 def test_evaluate_detect_export(trained, tmp_path):
     path, logs, checkpoint = trained
     common = ["--weights", "last", "--logs", logs, "--set", "DETECTION_MIN_CONFIDENCE=0"]
     # The run's GroupNorm comes back from run_config.json, or the checkpoint would not load:
     # written when training began, it is there although the run was interrupted.
-    summary = cli.run(["evaluate", path, "--out", str(tmp_path / "eval"), "--pictures", "1"]
-                      + common)
-    assert summary["num_images"] == 2
-    for iou_type in ("segm", "bbox"):
-        assert 0.0 <= summary[iou_type]["AP"] <= 1.0
+    summary = evaluate_val(path, common, tmp_path / "eval")
     with open(tmp_path / "eval" / "metrics.json") as f:
         written = json.load(f)
     assert written["summary"]["num_images"] == 2
     assert len(written["detections"]) == summary["num_detections"]
     assert "AP50" in (tmp_path / "eval" / "metrics.txt").read_text()
-    assert os.path.isfile(tmp_path / "eval" / "detections_0.png")
 
     images = os.path.join(os.path.dirname(path), "val", "images")
     one = os.path.join(os.path.dirname(path), "train", "images", "train_0.png")

@@ -11,7 +11,7 @@ from mrcnn import cli
 from mrcnn.data import datafile
 from mrcnn.data.images import read_rgb
 from examples.make_examples import ONE_CLASS_FORMATS
-from test_cli import offline, write_data  # noqa: F401 (offline: the autouse fixture)
+from test_cli import evaluate_val, offline, write_data  # noqa: F401 (offline: autouse)
 
 
 @pytest.mark.parametrize("fmt", [f for f in datafile.FORMATS if f != "coco"])
@@ -24,12 +24,7 @@ def test_every_format_end_to_end(fmt, tmp_path):
     cli.run(["train", path, "--weights", "none", "--epochs", "1", "--steps", "1",
              "--validation-steps", "0", "--logs", logs])
     common = ["--weights", "last", "--logs", logs, "--set", "DETECTION_MIN_CONFIDENCE=0"]
-    summary = cli.run(["evaluate", path, "--out", str(tmp_path / "eval"), "--pictures", "1"]
-                      + common)
-    assert summary["num_images"] == 2
-    for iou_type in ("segm", "bbox"):
-        assert 0.0 <= summary[iou_type]["AP"] <= 1.0
-    assert os.path.isfile(tmp_path / "eval" / "detections_0.png")
+    evaluate_val(path, common, tmp_path / "eval")
 
     root = os.path.dirname(path)
     one = (os.path.join(root, "val", "images", "val_0", "images", "val_0.png") if fmt == "dsb"
