@@ -6,7 +6,10 @@ as a SavedModel (any image size, everything in the graph), TFLite fp32 and dynam
 quantized (int8 weights), and ONNX (the fixed-size core; ``mrcnn.export.runner`` molds the
 image and pastes the masks in NumPy). Each is timed on the same random 1024x1024 image: one
 warm-up call, then the median of ``--runs`` calls. For the runners the time of the model call
-alone (``core_s``) is reported beside the whole ``detect()``.
+alone (``core_s``) is reported beside the whole ``detect()``. ``model.detect([image])`` of the
+model itself is timed the same way before the exports and again after them (the machine's
+drift over the run), and ``detect_vs_fastest_fp32`` compares it with the fastest float32
+export (issue 28's target: at most 1).
 
 Quantization cost: fp32 and quantized TFLite on ``--accuracy-images`` images; a fp32 detection
 is matched when the quantized model has one of the same class with box IoU >= 0.5, and matched
@@ -114,6 +117,10 @@ def main():
                "versions": {"tensorflow": tf.__version__, "onnxruntime": onnxruntime.__version__,
                             "tf2onnx": tf2onnx.__version__},
                "formats": {}}
+    detect_s, detect_runs = timed(lambda: model.detect([image]), args.runs)
+    results["formats"]["detect"] = {"seconds_per_image": detect_s, "all_runs_s": detect_runs,
+                                    "detections": len(model.detect([image])[0]["class_ids"])}
+    print("detect", results["formats"]["detect"], file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         targets = [("savedmodel", None, os.path.join(tmp, "saved")),
                    ("tflite", None, os.path.join(tmp, "model.tflite")),
@@ -144,6 +151,16 @@ def main():
             results["formats"][name] = entry
             print(name, entry, file=sys.stderr, flush=True)
 
+        after_s, after_runs = timed(lambda: model.detect([image]), args.runs)
+        results["formats"]["detect_after_exports"] = {"seconds_per_image": after_s,
+                                                      "all_runs_s": after_runs}
+        fp32 = {k: v["seconds_per_image"] for k, v in results["formats"].items()
+                if k in ("savedmodel", "tflite", "onnx")}
+        fastest = min(fp32, key=fp32.get)
+        results["detect_vs_fastest_fp32"] = {
+            "fastest": fastest, "fastest_s": fp32[fastest],
+            "detect_s": round((detect_s + after_s) / 2, 3),
+            "ratio": round((detect_s + after_s) / 2 / fp32[fastest], 3)}
         matched = total = 0
         mask_ious, score_diffs = [], []
         for i in range(args.accuracy_images):
