@@ -173,8 +173,10 @@ class BatchConfig(TinyConfig):
 def batch_detector():
     """A tiny inference model, 2 images per batch, every detection kept."""
     model = modellib.MaskRCNN("inference", BatchConfig(), "/tmp/unused")
-    # Random heads mostly say background; favour class 1 so there is something to compare.
-    shift_class_logits(model, [0, 3, 0, 0])
+    # Random heads mostly say background; favour class 1 so there is something to compare,
+    # with the kernel scaled down so that no random draw outweighs the bias (at full scale one
+    # draw left every RoI background in make test).
+    shift_class_logits(model, [0, 3, 0, 0], 0.05)
     return model
 
 
