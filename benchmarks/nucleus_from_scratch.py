@@ -8,7 +8,16 @@ and prints one JSON line: the figures, the wall-clock time of each stage, the se
 machine.
 
     python benchmarks/nucleus_from_scratch.py [--epochs 8] [--steps 40] [--data DIR]
-        [--recipe sample|all] [--out results.json]
+        [--recipe all] [--out results.json]
+        [--arms matterport roi_align torchvision --seeds 0 1 2 --runs-out runs.jsonl]
+
+With ``--arms``/``--seeds`` (issue 25) it trains once per arm and seed, alternated seed by
+seed with the arms' order reversed every other seed, on the same generated data: ``matterport``
+(CpuNucleusConfig as it is), ``roi_align`` (the paper's RoIAlign, sampling ratio 2, aligned,
+with its mask targets and paste), ``torchvision`` (that plus torchvision's level mapping,
+per-level proposals and multi-label detection). The seed is the config's SEED (the input
+pipeline's crops, order and flips); weights start from a fresh random initialization in every
+run. One JSON line per run is appended to ``--runs-out``, then a summary of each arm's means.
 
 The held-out images come from another seed than the training images; their ids are passed to
 the sample as its validation list (``--val-ids``), so ``train`` validates and ``evaluate``
@@ -17,6 +26,7 @@ scores on them and never trains on them.
 
 import argparse
 import hashlib
+import json
 import os
 import sys
 import tempfile
@@ -78,6 +88,39 @@ class CpuNucleusConfig(nucleus.NucleusConfig):
     # docs/BENCHMARKS.md); this run spends the CPU on training.
     TENSORBOARD_IMAGES = False
     SEED = 0
+
+
+# Issue 25's arms: the switches each one turns on over CpuNucleusConfig.
+ARMS = {
+    "matterport": {},
+    "roi_align": {"ROI_ALIGN_SAMPLING_RATIO": 2, "ROI_ALIGN_ALIGNED": True},
+    "torchvision": {"ROI_ALIGN_SAMPLING_RATIO": 2, "ROI_ALIGN_ALIGNED": True,
+                    "ROI_LEVEL_MAPPING": "torchvision", "RPN_PROPOSALS_PER_LEVEL": True,
+                    "DETECTION_MULTI_LABEL": True},
+}
+ARM_PREFIX = "ArmConfig__"
+
+
+def arm_config_spec(arm, seed):
+    """The ``--config`` spec of CpuNucleusConfig with ``arm``'s switches and SEED ``seed``."""
+    if arm not in ARMS:
+        raise ValueError("unknown arm {!r}; the arms are {}".format(arm, sorted(ARMS)))
+    return "nucleus_from_scratch:{}{}__{}".format(ARM_PREFIX, arm, int(seed))
+
+
+def __getattr__(name):
+    """Module attribute ``ArmConfig__<arm>__<seed>``: the class ``arm_config_spec`` names.
+
+    The sample imports its ``--config`` class by name, so each arm and seed has to be an
+    attribute of this module; they are built on first access instead of listed by hand.
+    """
+    arm, sep, seed = name[len(ARM_PREFIX):].rpartition("__")
+    if not name.startswith(ARM_PREFIX) or not sep or arm not in ARMS or not seed.isdigit():
+        raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))
+    cls = type(name, (CpuNucleusConfig,), dict(ARMS[arm], SEED=int(seed),
+                                               __doc__="CpuNucleusConfig, arm " + arm))
+    globals()[name] = cls  # one class per name, as for any module attribute
+    return cls
 
 
 ############################################################
@@ -195,6 +238,63 @@ def config_summary(config):
     return out
 
 
+def train_and_evaluate(config_spec, data_dir, val_ids_path, epochs, steps, logs):
+    """Train the sample from random weights with ``config_spec``, evaluate the held-out ids.
+
+    Returns (config, stages, evaluation summary, train seconds, evaluate seconds).
+    """
+    # The stages and config the sample trains with (its from-scratch recipe), for the report.
+    config, stages = nucleus.common.training_config(config_spec, nucleus.NucleusConfig, "none",
+                                                    nucleus.TRAINING_STAGES, epochs,
+                                                    STEPS_PER_EPOCH=steps)
+    common_args = ["--dataset", data_dir, "--logs", logs, "--config", config_spec,
+                   "--val-ids", val_ids_path]
+    start = time.time()
+    checkpoint = nucleus.main(["train", "--weights", "none", "--epochs", str(epochs),
+                               "--steps", str(steps)] + common_args)
+    train_s = time.time() - start
+    start = time.time()
+    summary = nucleus.main(["evaluate", "--weights", checkpoint] + common_args)
+    return config, stages, summary, train_s, time.time() - start
+
+
+def figures(summary):
+    """The COCO figures of one evaluation, rounded."""
+    return {"coco_mask_AP": round(summary["segm"]["AP"], 4),
+            "coco_mask_AP50": round(summary["segm"]["AP50"], 4),
+            "coco_mask_AP75": round(summary["segm"]["AP75"], 4),
+            "coco_box_AP": round(summary["bbox"]["AP"], 4),
+            "coco_box_AP50": round(summary["bbox"]["AP50"], 4),
+            "coco_box_AP75": round(summary["bbox"]["AP75"], 4)}
+
+
+def run_arms(args, data_dir, val_ids_path, data_facts, work):
+    """One training per arm and seed, alternated; returns the report."""
+    runs = []
+    for i, seed in enumerate(args.seeds):
+        for arm in (args.arms if i % 2 == 0 else args.arms[::-1]):
+            logs = os.path.join(work, "logs_{}_{}".format(arm, seed))
+            config, _, summary, train_s, evaluate_s = train_and_evaluate(
+                arm_config_spec(arm, seed), data_dir, val_ids_path, args.epochs, args.steps,
+                logs)
+            run = {"arm": arm, "seed": seed, **figures(summary),
+                   "detections": summary["num_detections"], "train_s": round(train_s, 1),
+                   "evaluate_s": round(evaluate_s, 1)}
+            runs.append(run)
+            print("RUN " + json.dumps(run), flush=True)
+            if args.runs_out:
+                with open(args.runs_out, "a") as f:
+                    f.write(json.dumps(run) + "\n")
+    metrics = [k for k in runs[0] if k.startswith("coco_")] + ["train_s"]
+    means = {arm: {k: round(float(np.mean([r[k] for r in runs if r["arm"] == arm])), 4)
+                   for k in metrics} for arm in args.arms}
+    return {"benchmark": "nucleus_from_scratch_arms", "runs": runs, "means": means,
+            "seeds": args.seeds, "epochs": args.epochs, "steps_per_epoch": args.steps,
+            "config": dict(config_summary(config), name="CpuNucleusConfig"),
+            "arms": {arm: ARMS[arm] for arm in args.arms}, "data": data_facts,
+            "machine": machine()}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=8,
@@ -210,37 +310,27 @@ def main():
     parser.add_argument("--held-out-images", type=int, default=20)
     parser.add_argument("--data", help="write the generated dataset here (default: a temporary "
                                        "directory)")
+    parser.add_argument("--arms", nargs="+", choices=sorted(ARMS),
+                        help="compare these arms of issue 25 (one run per arm and seed)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="with --arms: the SEED of each arm's runs")
+    parser.add_argument("--runs-out", help="with --arms: append one JSON line per run here")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="nucleus_scratch_")
     data_dir = args.data or os.path.join(work, "nucleus")
-    logs = os.path.join(work, "logs")
     start = time.time()
     val_ids_path, data_facts = make_dataset(data_dir, args.train_images, args.held_out_images)
     generate_s = time.time() - start
+    if args.arms:
+        emit(run_arms(args, data_dir, val_ids_path, data_facts, work), args.out)
+        return
 
-    # The stages and config the sample trains with (its from-scratch recipe), for the report.
-    config, stages = nucleus.common.training_config(CONFIG_SPEC, nucleus.NucleusConfig, "none",
-                                                    nucleus.TRAINING_STAGES, args.epochs,
-                                                    STEPS_PER_EPOCH=args.steps)
-    common_args = ["--dataset", data_dir, "--logs", logs, "--config", CONFIG_SPEC,
-                   "--val-ids", val_ids_path]
-    start = time.time()
-    checkpoint = nucleus.main(["train", "--weights", "none", "--epochs", str(args.epochs),
-                               "--steps", str(args.steps)] + common_args)
-    train_s = time.time() - start
-    start = time.time()
-    summary = nucleus.main(["evaluate", "--weights", checkpoint] + common_args)
-    evaluate_s = time.time() - start
-
+    config, stages, summary, train_s, evaluate_s = train_and_evaluate(
+        CONFIG_SPEC, data_dir, val_ids_path, args.epochs, args.steps, os.path.join(work, "logs"))
     results = {
-        "benchmark": "nucleus_from_scratch",
-        "coco_mask_AP": round(summary["segm"]["AP"], 4),
-        "coco_mask_AP50": round(summary["segm"]["AP50"], 4),
-        "coco_mask_AP75": round(summary["segm"]["AP75"], 4),
-        "coco_box_AP": round(summary["bbox"]["AP"], 4),
-        "coco_box_AP50": round(summary["bbox"]["AP50"], 4),
+        "benchmark": "nucleus_from_scratch", **figures(summary),
         "held_out_images": summary["num_images"], "detections": summary["num_detections"],
         "epochs": args.epochs, "steps_per_epoch": args.steps,
         "stages": [list(stage) for stage in stages], "recipe": args.recipe,
