@@ -125,8 +125,11 @@ class Config:
         torchvision ``aligned=True``); False is torchvision's Mask R-CNN. With n > 0 the mask
         targets are cut from the GT masks with the same sampling (``targets.
         roi_align_mask_targets``), and detect() pastes masks with the matching geometry
-        (``postprocess.paste_mode``); docs/fidelity.md. Adaptive sampling (detectron2's 0) is
-        not offered: crop_and_resize needs one sample count for all boxes.
+        (``postprocess.paste_mode``); docs/fidelity.md. -1 is the adaptive grid (torchvision's
+        ``sampling_ratio <= 0``, detectron2's default ``POOLER_SAMPLING_RATIO: 0``): each box
+        takes ceil(side / output side) samples per bin side, in the heads and the mask targets
+        (there from the RoI's size in image pixels); it runs in training, detect() and the
+        SavedModel, but not in the TFLite and ONNX exports, whose crops need fixed sizes.
     ROI_LEVEL_MAPPING ("matterport")
         FPN level of a RoI: "matterport" rounds 4 + log2(sqrt(area) / 224) (area relative to
         the image); "torchvision" floors it (+1e-6) on the box's pixel area (torchvision's

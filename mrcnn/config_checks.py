@@ -220,9 +220,10 @@ def validate_heads(config):
     check.sequence("BBOX_STD_DEV", 4)
     check.sequence("MASK_SHAPE", 2)
     ratio = config.ROI_ALIGN_SAMPLING_RATIO
-    if not isinstance(ratio, numbers.Integral) or isinstance(ratio, bool) or ratio < 0:
-        check.fail("ROI_ALIGN_SAMPLING_RATIO must be 0 (Matterport's sampling) or a positive "
-                   "integer, got {!r}".format(ratio))
+    if not isinstance(ratio, numbers.Integral) or isinstance(ratio, bool) or ratio < -1:
+        check.fail("ROI_ALIGN_SAMPLING_RATIO must be 0 (Matterport's sampling), a positive "
+                   "integer or -1 (the adaptive grid of torchvision and detectron2), got "
+                   "{!r}".format(ratio))
     check.boolean("ROI_ALIGN_ALIGNED")
     check.one_of("ROI_LEVEL_MAPPING", ROI_LEVEL_MAPPINGS)
     if config.BOX_HEAD_FCS not in (1, 2):

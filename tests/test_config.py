@@ -57,7 +57,7 @@ def test_instances_do_not_share_mutable_defaults():
     ({"LOSS_WEIGHTS": {"mask_loss": 1.0}}, "unknown keys"),
     ({"ROI_POSITIVE_RATIO": 1.5}, "ROI_POSITIVE_RATIO must be in"),
     ({"IMAGES_PER_GPU": 0}, "IMAGES_PER_GPU must be a positive integer"),
-    ({"ROI_ALIGN_SAMPLING_RATIO": -1}, "ROI_ALIGN_SAMPLING_RATIO must be 0"),
+    ({"ROI_ALIGN_SAMPLING_RATIO": -2}, "ROI_ALIGN_SAMPLING_RATIO must be 0"),
     ({"ROI_ALIGN_SAMPLING_RATIO": 1.5}, "ROI_ALIGN_SAMPLING_RATIO must be 0"),
     ({"ROI_LEVEL_MAPPING": "round"}, "ROI_LEVEL_MAPPING must be one of"),
     ({"RESNET_STYLE": "caffe"}, "RESNET_STYLE must be one of"),

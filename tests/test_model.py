@@ -281,12 +281,14 @@ class FidelityConfig(TinyConfig):
     PIXEL_STD = [58.4, 57.1, 57.4]
 
 
-@pytest.mark.parametrize("aligned", [True, False])
-def test_fidelity_switches_train_and_detect(tmp_path, shapes, aligned):
-    config = type("Fidelity", (FidelityConfig,), {"ROI_ALIGN_ALIGNED": aligned})()
+@pytest.mark.parametrize("ratio, aligned", [(2, True), (2, False), (-1, True)])
+def test_fidelity_switches_train_and_detect(tmp_path, shapes, ratio, aligned):
+    # ratio -1: the adaptive grid (detectron2's default) in both heads and the mask targets.
+    config = type("Fidelity", (FidelityConfig,), {"ROI_ALIGN_ALIGNED": aligned,
+                                                  "ROI_ALIGN_SAMPLING_RATIO": ratio})()
     keras.utils.set_random_seed(0)
     model = modellib.MaskRCNN("training", config, str(tmp_path))
-    assert model.keras_model.get_layer("roi_align_mask").sampling_ratio == 2
+    assert model.keras_model.get_layer("roi_align_mask").sampling_ratio == ratio
     model.set_trainable("all")
     model.compile(0.01, 0.9)
     batch = next(iter(data.build_input_pipeline(shapes, config, seed=1)))

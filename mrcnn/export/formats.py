@@ -28,7 +28,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from mrcnn.modeling import portable_ops
+from mrcnn.modeling import portable_ops, roi_align
 from mrcnn.inference import postprocess, molding as transform
 from mrcnn.export.serving import export_saved_model, run_one_image
 
@@ -51,6 +51,8 @@ class CoreGraph(tf.Module):
         if config.IMAGE_RESIZE_MODE != "square":
             raise ValueError("export supports IMAGE_RESIZE_MODE='square' (a fixed input "
                              "size), got {!r}".format(config.IMAGE_RESIZE_MODE))
+        # The stand-ins need crop sizes known when the graph is built: not the adaptive grid.
+        roi_align.check_sampling_ratio(config.ROI_ALIGN_SAMPLING_RATIO, "portable")
         # The model's graph rebuilt with the builtin-op stand-ins (its weights shared): the
         # model itself, which detect() runs, keeps TensorFlow's kernels.
         self.keras_model = portable_ops.with_ops(mrcnn_model.keras_model, "portable")

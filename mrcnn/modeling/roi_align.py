@@ -11,6 +11,11 @@ Two samplings, chosen by ``sampling_ratio``:
   pixels and pixel i's centre is at i + 0.5 (detectron2 ``ROIAlignV2``, torchvision
   ``aligned=True``). :func:`roi_align` computes it with one ``crop_and_resize`` call and an
   average pool.
+- ``ADAPTIVE`` (-1), the paper's RoIAlign with the grid chosen per box: ceil(box side / output
+  side) samples per bin side, as torchvision's ``roi_align`` does for ``sampling_ratio <= 0``
+  and detectron2's ``POOLER_SAMPLING_RATIO: 0`` (its default). One ``crop_and_resize`` per
+  distinct grid in a ``tf.while_loop``; TensorFlow's kernels only (the portable ops of the
+  exports need a crop size known when the graph is built).
 """
 
 import keras
@@ -49,6 +54,40 @@ def roi_level(boxes, image_shape, mapping="matterport"):
     return tf.minimum(5, tf.maximum(2, level))
 
 
+# ROI_ALIGN_SAMPLING_RATIO of the per-box (adaptive) sampling grid.
+ADAPTIVE = -1
+
+
+def check_sampling_ratio(sampling_ratio, ops="tf"):
+    """``sampling_ratio`` as an int: 0 (Matterport's), n > 0, or ADAPTIVE (-1, TF ops only).
+
+    Raises ValueError naming ROI_ALIGN_SAMPLING_RATIO for anything else, and for the adaptive
+    grid with the portable ops (the TFLite and ONNX exports), whose crop sizes must be
+    known when the graph is built.
+    """
+    if isinstance(sampling_ratio, bool) or int(sampling_ratio) != sampling_ratio or \
+            int(sampling_ratio) < ADAPTIVE:
+        raise ValueError("ROI_ALIGN_SAMPLING_RATIO must be 0 (Matterport's sampling), a "
+                         "positive integer or -1 (adaptive), got {!r}".format(sampling_ratio))
+    if int(sampling_ratio) == ADAPTIVE and ops != "tf":
+        raise ValueError("ROI_ALIGN_SAMPLING_RATIO -1 (adaptive) takes a number of samples per "
+                         "box known only when the graph runs, which the TFLite and ONNX "
+                         "exports cannot hold (the SavedModel can); export a model with a "
+                         "fixed ratio (e.g. 2) to those formats")
+    return int(sampling_ratio)
+
+
+def adaptive_grid(h, w, output_size):
+    """Samples per bin side of each box under the adaptive ratio: ceil(side / output side).
+
+    h, w: [K] box sides in the sampled map's pixels (after ``aligned=False``'s clamp to one
+    pixel). Returns ([K], [K]) int32; 0 for a side of length 0 (torchvision then returns 0s).
+    """
+    out_h, out_w = (int(v) for v in output_size)
+    return (tf.cast(tf.math.ceil(h / out_h), tf.int32),
+            tf.cast(tf.math.ceil(w / out_w), tf.int32))
+
+
 def _pad_border(images, border):
     """[B, H, W, C] -> [B, H + 2, W + 2, C] with one more row and column on each side.
 
@@ -65,17 +104,20 @@ def _pad_border(images, border):
 
 
 def roi_align(features, boxes, box_indices, output_size, sampling_ratio=2, aligned=True,
-              border="clamp", ops=portable_ops.TF):
+              border="clamp", ops=portable_ops.TF, grid=None):
     """The paper's RoIAlign of ``boxes`` on ``features``, on ``ops.crop_and_resize``.
 
     features: [batch, height, width, channels]; boxes: [K, (y1, x1, y2, x2)] in the map's
     continuous coordinates (image pixels times the map's scale: pixel i covers [i, i + 1));
     box_indices: [K] int32 image of each box; output_size: (out_h, out_w); sampling_ratio:
-    samples per bin side (> 0); aligned: shift by half a pixel (torchvision ``aligned=True``);
-    without it the box is read in pixel-index coordinates and sides are at least one pixel, as
-    torchvision's ``aligned=False``; border: "clamp" (torchvision's) or "zero" (for masks, see
-    :func:`_pad_border`); ops: the namespace of ``crop_and_resize``
-    (``mrcnn.modeling.portable_ops``).
+    samples per bin side (> 0), or ADAPTIVE (-1) for ceil(box side / output side) per box
+    (:func:`adaptive_grid`, TensorFlow's ops only); aligned: shift by half a pixel
+    (torchvision ``aligned=True``); without it the box is read in pixel-index coordinates and
+    sides are at least one pixel, as torchvision's ``aligned=False``; border: "clamp"
+    (torchvision's) or "zero" (for masks, see :func:`_pad_border`); ops: the namespace of
+    ``crop_and_resize`` (``mrcnn.modeling.portable_ops``); grid: with ADAPTIVE, ([K], [K]) int32
+    samples per bin side to use instead of the boxes' own (the mask targets take them from the
+    box in image pixels when they sample a mini mask).
 
     Bin (i, j) averages the bilinear values at y1 + (i + (a + 0.5) / s) * bin_h, x1 + (j + (b +
     0.5) / s) * bin_w for a, b < s. Those points are evenly spaced, out_h * s of them from
@@ -83,9 +125,12 @@ def roi_align(features, boxes, box_indices, output_size, sampling_ratio=2, align
     s x s average pool. Returns [K, out_h, out_w, channels] float32.
     """
     out_h, out_w = (int(v) for v in output_size)
-    s = int(sampling_ratio)
-    if s < 1:
-        raise ValueError("roi_align needs sampling_ratio >= 1, got {}".format(sampling_ratio))
+    adaptive = int(sampling_ratio) == ADAPTIVE
+    if not adaptive and int(sampling_ratio) < 1:
+        raise ValueError("roi_align needs sampling_ratio >= 1 or -1 (adaptive), got {}".format(
+            sampling_ratio))
+    if adaptive and ops is not portable_ops.TF:
+        check_sampling_ratio(sampling_ratio, "portable")
     features = tf.cast(features, tf.float32)
     boxes = tf.cast(boxes, tf.float32)
     shape = tf.shape(features)
@@ -94,8 +139,13 @@ def roi_align(features, boxes, box_indices, output_size, sampling_ratio=2, align
     h, w = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     if not aligned:
         h, w = tf.maximum(h, 1.0), tf.maximum(w, 1.0)
-    n_h, n_w = out_h * s, out_w * s
-    step_y, step_x = h / n_h, w / n_w
+    if adaptive:
+        grid_y, grid_x = adaptive_grid(h, w, output_size) if grid is None else grid
+        s_y = tf.cast(tf.maximum(grid_y, 1), tf.float32)
+        s_x = tf.cast(tf.maximum(grid_x, 1), tf.float32)
+    else:
+        s_y = s_x = float(int(sampling_ratio))
+    step_y, step_x = h / (out_h * s_y), w / (out_w * s_x)
     # First and last sample in the padded map (one pixel more on each side), normalized by
     # its (size - 1) as crop_and_resize reads boxes.
     size_y = tf.cast(shape[1] + 1, tf.float32)
@@ -104,12 +154,60 @@ def roi_align(features, boxes, box_indices, output_size, sampling_ratio=2, align
                            (x1 + 0.5 * step_x + 1.0) / size_x,
                            (y1 + h - 0.5 * step_y + 1.0) / size_y,
                            (x1 + w - 0.5 * step_x + 1.0) / size_x], axis=1)
-    samples = ops.crop_and_resize(_pad_border(features, border), crop_boxes,
-                                  tf.cast(box_indices, tf.int32), [n_h, n_w],
+    padded = _pad_border(features, border)
+    box_indices = tf.cast(box_indices, tf.int32)
+    if adaptive:
+        pooled = _adaptive_pool(padded, crop_boxes, box_indices, grid_y, grid_x, output_size)
+        # A side of length 0 has no samples: torchvision returns 0 for such a box.
+        empty = tf.logical_or(tf.equal(grid_y, 0), tf.equal(grid_x, 0))
+        return tf.where(empty[:, None, None, None], tf.zeros_like(pooled), pooled)
+    s = int(sampling_ratio)
+    samples = ops.crop_and_resize(padded, crop_boxes, box_indices, [out_h * s, out_w * s],
                                   method="bilinear", extrapolation_value=0.0)
     if s == 1:
         return samples
     return tf.nn.avg_pool2d(samples, ksize=s, strides=s, padding="VALID")
+
+
+def _adaptive_pool(padded, crop_boxes, box_indices, grid_y, grid_x, output_size):
+    """[K, out_h, out_w, C]: each box's bins averaged over its own grid_y x grid_x samples.
+
+    Boxes with the same grid share one crop_and_resize of [out_h * g_y, out_w * g_x] points
+    (then a mean over each bin's g_y x g_x block); a tf.while_loop runs one such crop per
+    distinct grid, and the results return to the boxes' order. A grid of 0 is sampled as 1
+    (the caller zeroes those boxes).
+    """
+    out_h, out_w = (int(v) for v in output_size)
+    grid_y, grid_x = tf.maximum(grid_y, 1), tf.maximum(grid_x, 1)
+    # One key per (g_y, g_x); sides of 2**20 samples per bin are far beyond any image.
+    keys, group = tf.unique(tf.cast(grid_y, tf.int64) * (1 << 20) + tf.cast(grid_x, tf.int64))
+    group = tf.cast(group, tf.int32)
+    groups = tf.size(keys)
+    channels = tf.shape(padded)[3]
+
+    def body(i, pooled, members):
+        index = tf.cast(tf.where(tf.equal(group, i))[:, 0], tf.int32)      # [k] boxes
+        g_y = tf.cast(keys[i] // (1 << 20), tf.int32)
+        g_x = tf.cast(keys[i] % (1 << 20), tf.int32)
+        samples = tf.image.crop_and_resize(
+            padded, tf.gather(crop_boxes, index), tf.gather(box_indices, index),
+            tf.stack([out_h * g_y, out_w * g_x]), method="bilinear", extrapolation_value=0.0)
+        # [k, out_h * g_y, out_w * g_x, C] -> [k, out_h, g_y, out_w, g_x, C] -> bin means.
+        samples = tf.reshape(samples, tf.stack([-1, out_h, g_y, out_w, g_x, channels]))
+        return (i + 1, pooled.write(i, tf.reduce_mean(samples, axis=[2, 4])),
+                members.write(i, index))
+
+    pooled = tf.TensorArray(tf.float32, size=groups, infer_shape=False,
+                            element_shape=tf.TensorShape([None, out_h, out_w, None]))
+    members = tf.TensorArray(tf.int32, size=groups, infer_shape=False,
+                             element_shape=tf.TensorShape([None]))
+    _, pooled, members = tf.while_loop(lambda i, *_: i < groups, body,
+                                       [tf.constant(0), pooled, members])
+    # An empty TensorArray cannot concatenate without the channel count: no boxes, no loop.
+    return tf.cond(
+        groups > 0,
+        lambda: tf.gather(pooled.concat(), tf.argsort(members.concat())),
+        lambda: tf.zeros(tf.stack([0, out_h, out_w, channels]), tf.float32))
 
 
 def roi_align_options(config):
@@ -124,8 +222,8 @@ class PyramidROIAlign(layers.Layer):
     """Crop and resize each box from the pyramid level that matches its size.
 
     pool_shape: (height, width) of the output; sampling_ratio: 0 for Matterport's single
-    corner-aligned sample per cell, n > 0 for the paper's RoIAlign with n x n samples per bin
-    (:func:`roi_align`); aligned: its half-pixel shift; level_mapping: see :func:`roi_level`;
+    corner-aligned sample per cell, n > 0 for the paper's RoIAlign with n x n samples per bin,
+    ADAPTIVE (-1) for a grid per box (:func:`roi_align`); aligned: its half-pixel shift; level_mapping: see :func:`roi_level`;
     ops: "tf" (TensorFlow's crop_and_resize) or "portable" (TFLite builtins, for export; see
     ``mrcnn.modeling.portable_ops``).
 
@@ -143,13 +241,13 @@ class PyramidROIAlign(layers.Layer):
         # must not compile a model holding this layer.
         self.supports_jit = False
         self.pool_shape = tuple(int(v) for v in pool_shape)
-        self.sampling_ratio = int(sampling_ratio)
+        self.ops = portable_ops.check_ops(ops)
+        self.sampling_ratio = check_sampling_ratio(sampling_ratio, self.ops)
         self.aligned = bool(aligned)
         if level_mapping not in LEVEL_MAPPINGS:
             raise ValueError("level_mapping must be one of {}, got {!r}".format(
                 LEVEL_MAPPINGS, level_mapping))
         self.level_mapping = level_mapping
-        self.ops = portable_ops.check_ops(ops)
 
     def _pool(self, feature_map, level_boxes, box_indices, image_shape):
         """[K, pool_h, pool_w, C] samples of one level for its boxes [K, 4] normalized."""

@@ -121,7 +121,7 @@ def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, params)
 
     # Mask targets: cut each positive RoI out of its GT mask and resize to the mask shape.
     roi_masks = tf.gather(tf.cast(gt_masks, tf.float32), assignment)[..., tf.newaxis]
-    if params.get("mask_sampling_ratio", 0) > 0:
+    if params.get("mask_sampling_ratio", 0) != 0:
         masks = roi_align_mask_targets(roi_masks, positive_rois, roi_gt_boxes, params)
     else:
         masks = _matterport_mask_targets(roi_masks, positive_rois, roi_gt_boxes, params)
@@ -155,8 +155,8 @@ def _matterport_mask_targets(roi_masks, rois, roi_gt_boxes, params):
 
 def roi_align_mask_targets(roi_masks, rois, roi_gt_boxes, params):
     """Mask targets [R, mask_h, mask_w] in {0, 1} sampled as the paper's RoIAlign samples the
-    features (``params["mask_sampling_ratio"]`` > 0, ``params["mask_aligned"]``), then
-    thresholded at 0.5 as torchvision and detectron2 do.
+    features (``params["mask_sampling_ratio"]`` > 0 or -1 for the adaptive grid,
+    ``params["mask_aligned"]``), then thresholded at 0.5 as torchvision and detectron2 do.
 
     roi_masks: [R, h, w, 1] the GT mask of each RoI (full image, or a mini mask covering its GT
     box); rois, roi_gt_boxes: [R, 4] normalized in the image of ``params["image_shape"]``.
@@ -166,6 +166,14 @@ def roi_align_mask_targets(roi_masks, rois, roi_gt_boxes, params):
     image_shape = params["image_shape"]
     aligned = params["mask_aligned"]
     boxes = roi_align_lib.pixel_boxes(rois, image_shape)             # [R, 4] image pixels
+    grid = None
+    if params["use_mini_mask"] and params["mask_sampling_ratio"] == roi_align_lib.ADAPTIVE:
+        # The adaptive grid follows the RoI's size in image pixels (as on a full-size mask,
+        # torchvision's and detectron2's targets), not in the mini mask's cells.
+        side = boxes[:, 2:] - boxes[:, :2]
+        if not aligned:
+            side = tf.maximum(side, 1.0)
+        grid = roi_align_lib.adaptive_grid(side[:, 0], side[:, 1], params["mask_shape"])
     if params["use_mini_mask"]:
         if not aligned:
             # Unaligned sampling reads image-pixel index coordinates (half a pixel off the
@@ -184,7 +192,7 @@ def roi_align_mask_targets(roi_masks, rois, roi_gt_boxes, params):
         aligned = True
     sampled = roi_align_lib.roi_align(roi_masks, boxes, tf.range(tf.shape(roi_masks)[0]),
                                       params["mask_shape"], params["mask_sampling_ratio"],
-                                      aligned, border="zero")
+                                      aligned, border="zero", grid=grid)
     return tf.cast(sampled[..., 0] >= 0.5, tf.float32)
 
 
@@ -223,8 +231,8 @@ class DetectionTargetLayer(layers.Layer):
             "image_shape": None if image_shape is None else [int(v) for v in image_shape[:2]],
             "box_decoding": box_ops.check_box_decoding(box_decoding),
         }
-        if self.params["mask_sampling_ratio"] > 0 and self.params["image_shape"] is None:
-            raise ValueError("mask_sampling_ratio > 0 needs the training image_shape")
+        if self.params["mask_sampling_ratio"] != 0 and self.params["image_shape"] is None:
+            raise ValueError("mask_sampling_ratio != 0 needs the training image_shape")
         if box_decoding == "torchvision" and self.params["image_shape"] is None:
             raise ValueError("box_decoding 'torchvision' needs the training image_shape")
 

@@ -72,12 +72,13 @@ def reference_roi_align(features, boxes, box_indices, output_size, sampling_rati
     """RoIAlign written from its definition (Mask R-CNN paper; torchvision's border rules).
 
     features [B, H, W, C]; boxes [K, (y1, x1, y2, x2)] in map coordinates. Each bin averages
-    sampling_ratio^2 bilinear samples at regular points inside it. A point more than one pixel
-    outside the map reads 0; one within a pixel outside reads the border (clamped).
+    sampling_ratio^2 bilinear samples at regular points inside it; sampling_ratio -1 (adaptive,
+    torchvision's ``sampling_ratio <= 0``) takes ceil(roi side / output side) samples per bin
+    side for each box, and a box with a side of 0 has none (its output is 0). A point more than
+    one pixel outside the map reads 0; one within a pixel outside reads the border (clamped).
     """
     _, height, width, channels = features.shape
     out_h, out_w = output_size
-    s = sampling_ratio
     result = np.zeros((len(boxes), out_h, out_w, channels), np.float64)
     offset = 0.5 if aligned else 0.0
 
@@ -97,14 +98,18 @@ def reference_roi_align(features, boxes, box_indices, output_size, sampling_rati
         bin_h, bin_w = (by2 - by1) / out_h, (bx2 - bx1) / out_w
         if not aligned:
             bin_h, bin_w = max(by2 - by1, 1.0) / out_h, max(bx2 - bx1, 1.0) / out_w
+        if sampling_ratio > 0:
+            s_y = s_x = sampling_ratio
+        else:
+            s_y, s_x = int(np.ceil(bin_h)), int(np.ceil(bin_w))
         for i in range(out_h):
             for j in range(out_w):
                 total = np.zeros(channels)
-                for a in range(s):
-                    for b in range(s):
-                        total += bilinear(image, by1 + (i + (a + 0.5) / s) * bin_h,
-                                          bx1 + (j + (b + 0.5) / s) * bin_w)
-                result[k, i, j] = total / (s * s)
+                for a in range(s_y):
+                    for b in range(s_x):
+                        total += bilinear(image, by1 + (i + (a + 0.5) / s_y) * bin_h,
+                                          bx1 + (j + (b + 0.5) / s_x) * bin_w)
+                result[k, i, j] = total / max(s_y * s_x, 1)
     return result
 
 
@@ -157,6 +162,69 @@ def test_roi_align_equals_the_definition_on_other_inputs():
             got = roi_align(features, boxes, indices, (4, 2), s, aligned).numpy()
             expected = reference_roi_align(features, boxes, indices, (4, 2), s, aligned)
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_adaptive_roi_align_equals_the_definition():
+    # sampling_ratio -1: a grid per box, ceil(side / output side) (1 to 9 samples per bin side
+    # here, different in y and x), boxes smaller than a cell, across the border, of zero size.
+    rng = np.random.default_rng(5)
+    features = rng.uniform(-1, 1, (2, 23, 19, 3)).astype(np.float32)
+    boxes = np.array([[0.2, 0.3, 0.6, 0.9], [-0.7, -0.4, 21.0, 8.5], [4.0, 1.0, 9.5, 18.8],
+                      [8.6, 5.2, 22.9, 7.0], [2.0, 2.0, 2.3, 2.2], [3.0, 3.0, 3.0, 7.0],
+                      [1.0, 2.0, 17.0, 14.0], [-3.0, -2.0, 30.0, 25.0]], np.float32)
+    indices = np.array([0, 1, 0, 1, 0, 1, 1, 0], np.int32)
+    for size in ((4, 2), (3, 3)):
+        for aligned in (True, False):
+            got = roi_align(features, boxes, indices, size, -1, aligned).numpy()
+            expected = reference_roi_align(features, boxes, indices, size, -1, aligned)
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5,
+                                       err_msg="{} aligned={}".format(size, aligned))
+    # A box of zero height (aligned) has no samples: 0, as torchvision returns.
+    assert np.all(roi_align(features, boxes[5:6], indices[5:6], (4, 2), -1, True).numpy() == 0)
+    # With every box on one grid, the adaptive ratio is that fixed ratio.
+    same = np.array([[1.0, 1.0, 9.0, 5.0], [10.0, 2.0, 17.5, 5.5]], np.float32)
+    np.testing.assert_allclose(roi_align(features, same, [0, 1], (4, 2), -1).numpy(),
+                               roi_align(features, same, [0, 1], (4, 2), 2).numpy(),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_adaptive_roi_align_with_no_boxes_and_in_a_graph():
+    features = tf.ones((1, 8, 8, 4))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+    def pooled(boxes):
+        return roi_align(features, boxes, tf.zeros(tf.shape(boxes)[:1], tf.int32), (3, 3), -1)
+
+    assert pooled(tf.zeros((0, 4))).shape == (0, 3, 3, 4)
+    np.testing.assert_allclose(pooled(tf.constant([[1.0, 1.0, 7.0, 4.0]])).numpy(), 1.0,
+                               atol=1e-6)
+
+
+def test_adaptive_roi_align_gradient_reaches_the_features():
+    # Linear in the features, as the fixed ratio (see the test below), through the while loop.
+    rng = np.random.default_rng(6)
+    features = tf.constant(rng.standard_normal((2, 16, 16, 2)), tf.float32)
+    other = tf.constant(rng.standard_normal((2, 16, 16, 2)), tf.float32)
+    boxes = tf.constant([[1.0, 1.5, 6.0, 7.0], [-0.5, 0.0, 15.0, 12.0]], tf.float32)
+    indices = tf.constant([0, 1], tf.int32)
+    weights = tf.constant(rng.standard_normal((2, 3, 3, 2)), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(features)
+        value = tf.reduce_sum(roi_align(features, boxes, indices, (3, 3), -1, True) * weights)
+    grad = tape.gradient(value, features)
+    directional = float(tf.reduce_sum(grad * other))
+    expected = float(tf.reduce_sum(roi_align(other, boxes, indices, (3, 3), -1, True) * weights))
+    assert abs(directional) > 0
+    assert directional == pytest.approx(expected, rel=1e-5, abs=1e-5)
+
+
+def test_adaptive_sampling_refuses_the_portable_ops():
+    with pytest.raises(ValueError, match="ROI_ALIGN_SAMPLING_RATIO -1"):
+        PyramidROIAlign([7, 7], sampling_ratio=-1, ops="portable")
+    with pytest.raises(ValueError, match="ROI_ALIGN_SAMPLING_RATIO must be"):
+        PyramidROIAlign([7, 7], sampling_ratio=-2)
+    assert PyramidROIAlign.from_config(
+        PyramidROIAlign([7, 7], sampling_ratio=-1).get_config()).sampling_ratio == -1
 
 
 def test_roi_align_gradient_reaches_the_features():

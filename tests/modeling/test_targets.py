@@ -120,10 +120,10 @@ def test_rpn_targets_tie_every_anchor_within_the_tolerance_of_a_gt_boxs_best():
 
 # --- mask targets with the paper's RoIAlign (ROI_ALIGN_SAMPLING_RATIO > 0) -------------------
 
-def roi_align_layer(use_mini_mask, aligned, rois=12):
+def roi_align_layer(use_mini_mask, aligned, rois=12, ratio=2):
     return DetectionTargetLayer(train_rois_per_image=rois, roi_positive_ratio=0.25,
                                 bbox_std_dev=[0.1, 0.1, 0.2, 0.2], mask_shape=[8, 8],
-                                use_mini_mask=use_mini_mask, mask_sampling_ratio=2,
+                                use_mini_mask=use_mini_mask, mask_sampling_ratio=ratio,
                                 mask_aligned=aligned, image_shape=(64, 64))
 
 
@@ -138,34 +138,38 @@ def ellipse_scene():
     return masks, boxes, class_ids, proposals
 
 
+@pytest.mark.parametrize("ratio", [2, -1])
 @pytest.mark.parametrize("aligned", [True, False])
-def test_roi_align_mask_targets_sample_as_roi_align(aligned):
+def test_roi_align_mask_targets_sample_as_roi_align(aligned, ratio):
     # Each target cell is the RoIAlign value of the GT mask over the RoI (spatial scale 1),
-    # thresholded at 0.5: checked against the loop reference of tests/modeling/test_roi_align.py.
+    # thresholded at 0.5: checked against the loop reference of tests/modeling/test_roi_align.py
+    # (ratio -1: the adaptive grid, 2-3 samples per bin side for these 16-24 pixel RoIs).
     from test_roi_align import reference_roi_align
     masks, boxes, class_ids, proposals = ellipse_scene()
-    rois, ids, _, target_masks = run(roi_align_layer(False, aligned), proposals, class_ids,
-                                     boxes, masks)
+    rois, ids, _, target_masks = run(roi_align_layer(False, aligned, ratio=ratio), proposals,
+                                     class_ids, boxes, masks)
     for i in np.nonzero(ids > 0)[0]:
         gt = int(np.argmax(utils.compute_overlaps(rois[i:i + 1], boxes[:2])[0]))
         pixels = rois[i] * 63 + [0, 0, 1, 1]         # the inverse of norm_boxes
         value = reference_roi_align(masks[np.newaxis, ..., gt:gt + 1].astype(np.float32),
-                                    pixels[np.newaxis], [0], (8, 8), 2, aligned)[0, ..., 0]
+                                    pixels[np.newaxis], [0], (8, 8), ratio, aligned)[0, ..., 0]
         decided = np.abs(value - 0.5) > 1e-4
         assert decided.mean() > 0.9
         np.testing.assert_array_equal(target_masks[i][decided], (value >= 0.5)[decided])
 
 
+@pytest.mark.parametrize("ratio", [2, -1])
 @pytest.mark.parametrize("aligned", [True, False])
-def test_roi_align_mask_targets_from_mini_masks_match_full_masks(aligned):
+def test_roi_align_mask_targets_from_mini_masks_match_full_masks(aligned, ratio):
     masks, boxes, class_ids, proposals = ellipse_scene()
     pixel_boxes = utils.extract_bboxes(masks[..., :2])
     mini = np.zeros((56, 56, 3), dtype=bool)
     mini[..., :2] = utils.minimize_mask(pixel_boxes, masks[..., :2], (56, 56))
     tf.random.set_seed(0)
-    full = run(roi_align_layer(False, aligned), proposals, class_ids, boxes, masks)
+    full = run(roi_align_layer(False, aligned, ratio=ratio), proposals, class_ids, boxes, masks)
     tf.random.set_seed(0)
-    from_mini = run(roi_align_layer(True, aligned), proposals, class_ids, boxes, mini)
+    from_mini = run(roi_align_layer(True, aligned, ratio=ratio), proposals, class_ids, boxes,
+                    mini)
     np.testing.assert_allclose(full[0], from_mini[0])
     # The mini mask is a 56x56 resampling of the GT, so cells whose value is near the threshold
     # may flip (unaligned samples often fall halfway between two pixels: value 0.5); the
@@ -176,7 +180,7 @@ def test_roi_align_mask_targets_from_mini_masks_match_full_masks(aligned):
         gt = int(np.argmax(utils.compute_overlaps(rois[i:i + 1], boxes[:2])[0]))
         value = reference_roi_align(masks[np.newaxis, ..., gt:gt + 1].astype(np.float32),
                                     (rois[i] * 63 + [0, 0, 1, 1])[np.newaxis], [0], (8, 8),
-                                    2, aligned)[0, ..., 0]
+                                    ratio, aligned)[0, ..., 0]
         decided = np.abs(value - 0.5) > 0.1
         assert decided.mean() > 0.85
         np.testing.assert_array_equal(from_mini[3][i][decided], full[3][i][decided])
