@@ -7,10 +7,11 @@ Two measurements, each alternating the variants in one process, printed as JSON:
 - a training step of the shapes demo preset (``ScratchShapesConfig``, 8 images of 128x128).
 
 Variants: ``matterport`` (ROI_ALIGN_SAMPLING_RATIO 0, the default), ``roi_align`` (2,
-aligned) and ``torchvision`` (that plus torchvision's level mapping, per-level proposals and
-multi-label detection).
+aligned), ``torchvision`` (that plus torchvision's level mapping, per-level proposals and
+multi-label detection) and ``adaptive`` (-1, aligned: detectron2's per-box grid).
 
-    python benchmarks/roi_align_speed.py [--runs 3] [--steps 6] [--out results.json]
+    python benchmarks/roi_align_speed.py [--runs 3] [--steps 6] [--variants ...]
+        [--out results.json]
 """
 
 import argparse
@@ -31,23 +32,25 @@ VARIANTS = {
     "torchvision": {"ROI_ALIGN_SAMPLING_RATIO": 2, "ROI_ALIGN_ALIGNED": True,
                     "ROI_LEVEL_MAPPING": "torchvision", "RPN_PROPOSALS_PER_LEVEL": True,
                     "DETECTION_MULTI_LABEL": True},
+    "adaptive": {"ROI_ALIGN_SAMPLING_RATIO": -1, "ROI_ALIGN_ALIGNED": True},
 }
 
 
-def detect_times(runs):
+def detect_times(runs, variants):
     """{variant: [seconds per detect() call]}, the variants' calls alternated."""
     from mrcnn import model as modellib
     from mrcnn.config import Config
 
     image = np.random.default_rng(0).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
     models = {}
-    for name, attrs in VARIANTS.items():
+    for name in variants:
+        attrs = VARIANTS[name]
         config = type("Bench", (Config,), dict(attrs, NAME="bench", BACKBONE="resnet50",
                                                NUM_CLASSES=81, IMAGES_PER_GPU=1,
                                                DETECTION_MIN_CONFIDENCE=0.0))()
         models[name] = modellib.MaskRCNN("inference", config, "/tmp/mrcnn_bench_logs")
         models[name].detect([image])            # first call: graph tracing
-    times = {name: [] for name in VARIANTS}
+    times = {name: [] for name in variants}
     for _ in range(runs):
         for name, model in models.items():
             times[name].append(seconds(lambda: model.detect([image])))
@@ -58,18 +61,20 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="timed detect() calls per variant")
     parser.add_argument("--steps", type=int, default=6, help="timed training steps per variant")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS),
+                        default=["matterport", "roi_align", "torchvision"])
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
     from samples.shapes.shapes import ScratchShapesConfig
 
     results = {"machine": machine(), "detect_1024_s_per_image": {}, "train_step_s": {}}
-    for name, times in detect_times(args.runs).items():
+    for name, times in detect_times(args.runs, args.variants).items():
         results["detect_1024_s_per_image"][name] = {
             "median": round(float(np.median(times)), 3), "all": [round(t, 3) for t in times]}
     # Training: one variant after the other (a model each), then the order reversed, so that
     # machine drift shows in the two halves.
-    steps = {name: [] for name in VARIANTS}
-    for order in (list(VARIANTS), list(VARIANTS)[::-1]):
+    steps = {name: [] for name in args.variants}
+    for order in (args.variants, args.variants[::-1]):
         for name in order:
             config = type("Bench", (ScratchShapesConfig,), dict(VARIANTS[name], SEED=0))()
             _, _, _, times = train_step_times(config, args.steps)

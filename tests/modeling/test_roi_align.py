@@ -130,7 +130,7 @@ def _single_case(reference, key):
 
 def test_reference_roi_align_equals_torchvision(torchvision_reference):
     # The loop reference above and torchvision.ops.roi_align agree: both follow the definition.
-    for key in torchvision_reference["single_cases"][::5]:
+    for key in torchvision_reference["single_cases"][::5]:   # ratios 1, 2, 3 and -1
         features, boxes, indices, size, s, aligned, expected = _single_case(
             torchvision_reference, key)
         got = reference_roi_align(features, boxes, indices, size, s, aligned)
@@ -139,9 +139,10 @@ def test_reference_roi_align_equals_torchvision(torchvision_reference):
 
 def test_roi_align_equals_torchvision(torchvision_reference):
     # 68 boxes per case (random, smaller than a cell, touching the border, partly and entirely
-    # outside, zero size), sampling ratios 1-3, aligned or not, three output sizes.
+    # outside, zero size), sampling ratios 1-3 and -1 (adaptive: 1-5 samples per bin side
+    # here), aligned or not, three output sizes.
     cases = torchvision_reference["single_cases"]
-    assert len(cases) == 18
+    assert len(cases) == 24 and sum("_s-1_" in str(key) for key in cases) == 6
     for key in cases:
         features, boxes, indices, size, s, aligned, expected = _single_case(
             torchvision_reference, key)
@@ -264,6 +265,12 @@ def test_pyramid_roi_align_equals_torchvision_multiscale(torchvision_reference):
     config = PyramidROIAlign.from_config(layer.get_config())
     assert (config.sampling_ratio, config.aligned, config.level_mapping) == (2, False,
                                                                            "torchvision")
+    # The same pooler with torchvision's adaptive sampling ratio (its default, -1).
+    layer = PyramidROIAlign([7, 7], sampling_ratio=-1, aligned=False,
+                            level_mapping="torchvision")
+    out = layer([tf.constant(boxes[np.newaxis], tf.float32), tf.constant(meta, tf.float32)] +
+                [tf.constant(ref["pyramid_p{}".format(i)]) for i in range(2, 6)]).numpy()[0]
+    np.testing.assert_allclose(out, ref["pyramid_pooled_adaptive"], rtol=1e-4, atol=1e-4)
 
 
 def test_torchvision_level_mapping_floors_pixel_sizes():

@@ -7,11 +7,12 @@ file). Run once from the repository root:
 
 Two parts:
 - ``torchvision.ops.roi_align`` on one random feature map batch at spatial scale 1/4, for
-  sampling ratios 1, 2, 3, aligned on and off, output sizes 7x7, 14x14 and 3x5, on boxes that
+  sampling ratios 1, 2, 3 and -1 (adaptive: ceil(roi side / output side) per box), aligned on
+  and off, output sizes 7x7, 14x14 and 3x5, on boxes that
   include ones smaller than a cell, ones touching the border and ones partly outside the map;
 - ``torchvision.ops.MultiScaleRoIAlign`` (level mapping and RoIAlign over four FPN levels, as
   torchvision's Mask R-CNN pools its box head: 7x7, sampling ratio 2, aligned False) on a
-  256x320 image's P2..P5.
+  256x320 image's P2..P5, and the same with the adaptive sampling ratio (-1).
 """
 
 import os
@@ -55,7 +56,7 @@ def main():
     out = {"features": features, "boxes_xyxy": boxes, "box_indices": box_indices,
            "spatial_scale": np.float32(0.25)}
     cases = []
-    for ratio in (1, 2, 3):
+    for ratio in (1, 2, 3, -1):
         for aligned in (True, False):
             for size in ((7, 7), (14, 14), (3, 5)):
                 key = "single_s{}_a{}_{}x{}".format(ratio, int(aligned), *size)
@@ -82,6 +83,9 @@ def main():
     out["pyramid_boxes_xyxy"] = level_boxes
     out["pyramid_image_shape"] = np.array([height, width], np.int32)
     out["pyramid_pooled"] = pooled.numpy().transpose(0, 2, 3, 1)
+    adaptive = MultiScaleRoIAlign(["0", "1", "2", "3"], output_size=7, sampling_ratio=-1)
+    out["pyramid_pooled_adaptive"] = adaptive(maps, [torch.from_numpy(level_boxes)],
+                                              [(height, width)]).numpy().transpose(0, 2, 3, 1)
     out["versions"] = np.array(["torch " + torch.__version__,
                                 "torchvision " + torchvision.__version__])
     np.savez_compressed(OUT, **out)
