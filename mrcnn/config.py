@@ -120,9 +120,9 @@ class Config:
         (its weights expect it): one bilinear sample per output cell, spread from box edge to
         box edge. n > 0 is the paper's RoIAlign (torchvision ``roi_align``, detectron2
         ``ROIAlign``): each bin averages n x n bilinear samples at regular points inside it;
-        torchvision's Mask R-CNN uses 2. ROI_ALIGN_ALIGNED (used when n > 0) shifts boxes by
+        torchvision's Mask R-CNN uses 2. ROI_ALIGN_ALIGNED (used when n != 0) shifts boxes by
         half a pixel so that box edges and pixel centres agree (detectron2 ``ROIAlignV2``,
-        torchvision ``aligned=True``); False is torchvision's Mask R-CNN. With n > 0 the mask
+        torchvision ``aligned=True``); False is torchvision's Mask R-CNN. With n != 0 the mask
         targets are cut from the GT masks with the same sampling (``targets.
         roi_align_mask_targets``), and detect() pastes masks with the matching geometry
         (``postprocess.paste_mode``); docs/fidelity.md. -1 is the adaptive grid (torchvision's

@@ -96,6 +96,13 @@ def test_tuple_valued_settings_given_a_scalar_name_the_attribute(attrs, message)
     assert type("Good", (Config,), {"IMAGE_SCALE_RANGE": [0.5, 1.5]})().IMAGE_SCALE_RANGE
 
 
+def test_every_roi_align_sampling_ratio_of_the_docstring_passes():
+    # 0 Matterport's, n > 0 the paper's, -1 the adaptive grid (torchvision, detectron2).
+    for ratio in (0, 1, 2, -1):
+        assert type("R", (Config,), {"ROI_ALIGN_SAMPLING_RATIO": ratio})(
+        ).ROI_ALIGN_SAMPLING_RATIO == ratio
+
+
 def test_valid_non_default_settings_pass():
     Gray = type("Gray", (Config,), {"IMAGE_CHANNEL_COUNT": 1, "MEAN_PIXEL": [128.0],
                                     "IMAGE_RESIZE_MODE": "pad64", "IMAGE_MAX_DIM": 1000})

@@ -1,6 +1,6 @@
 """``PyramidROIAlign``: RoIAlign over the FPN levels, on ``tf.image.crop_and_resize``.
 
-Two samplings, chosen by ``sampling_ratio``:
+Three samplings, chosen by ``sampling_ratio``:
 
 - 0, Matterport's (the default, which its weights were trained with): one bilinear sample per
   output cell, the samples spread from box edge to box edge (``crop_and_resize`` on boxes
@@ -77,15 +77,23 @@ def check_sampling_ratio(sampling_ratio, ops="tf"):
     return int(sampling_ratio)
 
 
+# Boxes reach RoIAlign through normalized float32 coordinates: a side that is an exact
+# multiple of the output side (a 56-pixel RoI for 28x28 mask targets) comes back a few 1e-6
+# bins over it, and ceil() would add a row of samples that torchvision, given the pixels, does
+# not take. Sides within this many bins of a multiple count as that multiple.
+GRID_TOLERANCE = 1e-4
+
+
 def adaptive_grid(h, w, output_size):
     """Samples per bin side of each box under the adaptive ratio: ceil(side / output side).
 
     h, w: [K] box sides in the sampled map's pixels (after ``aligned=False``'s clamp to one
-    pixel). Returns ([K], [K]) int32; 0 for a side of length 0 (torchvision then returns 0s).
+    pixel). Returns ([K], [K]) int32, within GRID_TOLERANCE; 0 or less for a side of 0 or
+    less (an empty or inverted box: torchvision then returns 0s, and so does roi_align).
     """
     out_h, out_w = (int(v) for v in output_size)
-    return (tf.cast(tf.math.ceil(h / out_h), tf.int32),
-            tf.cast(tf.math.ceil(w / out_w), tf.int32))
+    return (tf.cast(tf.math.ceil(h / out_h - GRID_TOLERANCE), tf.int32),
+            tf.cast(tf.math.ceil(w / out_w - GRID_TOLERANCE), tf.int32))
 
 
 def _pad_border(images, border):
@@ -122,7 +130,9 @@ def roi_align(features, boxes, box_indices, output_size, sampling_ratio=2, align
     Bin (i, j) averages the bilinear values at y1 + (i + (a + 0.5) / s) * bin_h, x1 + (j + (b +
     0.5) / s) * bin_w for a, b < s. Those points are evenly spaced, out_h * s of them from
     y1 + bin_h / (2 s) to y2 - bin_h / (2 s): one crop_and_resize of that many points, then an
-    s x s average pool. Returns [K, out_h, out_w, channels] float32.
+    s x s average pool. With ADAPTIVE, s is (s_y, s_x) per box and the boxes are pooled in
+    groups of one grid each (:func:`_adaptive_pool`). Returns [K, out_h, out_w, channels]
+    float32.
     """
     out_h, out_w = (int(v) for v in output_size)
     adaptive = int(sampling_ratio) == ADAPTIVE
@@ -158,8 +168,8 @@ def roi_align(features, boxes, box_indices, output_size, sampling_ratio=2, align
     box_indices = tf.cast(box_indices, tf.int32)
     if adaptive:
         pooled = _adaptive_pool(padded, crop_boxes, box_indices, grid_y, grid_x, output_size)
-        # A side of length 0 has no samples: torchvision returns 0 for such a box.
-        empty = tf.logical_or(tf.equal(grid_y, 0), tf.equal(grid_x, 0))
+        # A side of length 0 (or an inverted box) has no samples: torchvision returns 0.
+        empty = tf.logical_or(tf.less_equal(grid_y, 0), tf.less_equal(grid_x, 0))
         return tf.where(empty[:, None, None, None], tf.zeros_like(pooled), pooled)
     s = int(sampling_ratio)
     samples = ops.crop_and_resize(padded, crop_boxes, box_indices, [out_h * s, out_w * s],
@@ -204,10 +214,13 @@ def _adaptive_pool(padded, crop_boxes, box_indices, grid_y, grid_x, output_size)
     _, pooled, members = tf.while_loop(lambda i, *_: i < groups, body,
                                        [tf.constant(0), pooled, members])
     # An empty TensorArray cannot concatenate without the channel count: no boxes, no loop.
-    return tf.cond(
+    result = tf.cond(
         groups > 0,
         lambda: tf.gather(pooled.concat(), tf.argsort(members.concat())),
         lambda: tf.zeros(tf.stack([0, out_h, out_w, channels]), tf.float32))
+    # The loop loses the static channel count; the heads' layers after it may need it.
+    result.set_shape([None, out_h, out_w, padded.shape[3]])
+    return result
 
 
 def roi_align_options(config):
@@ -223,8 +236,8 @@ class PyramidROIAlign(layers.Layer):
 
     pool_shape: (height, width) of the output; sampling_ratio: 0 for Matterport's single
     corner-aligned sample per cell, n > 0 for the paper's RoIAlign with n x n samples per bin,
-    ADAPTIVE (-1) for a grid per box (:func:`roi_align`); aligned: its half-pixel shift; level_mapping: see :func:`roi_level`;
-    ops: "tf" (TensorFlow's crop_and_resize) or "portable" (TFLite builtins, for export; see
+    ADAPTIVE (-1) for a grid per box (:func:`roi_align`); aligned: its half-pixel shift;
+    level_mapping: see :func:`roi_level`; ops: "tf" (TensorFlow's crop_and_resize) or "portable" (TFLite builtins, for export; see
     ``mrcnn.modeling.portable_ops``).
 
     Inputs:

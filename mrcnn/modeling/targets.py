@@ -156,7 +156,8 @@ def _matterport_mask_targets(roi_masks, rois, roi_gt_boxes, params):
 def roi_align_mask_targets(roi_masks, rois, roi_gt_boxes, params):
     """Mask targets [R, mask_h, mask_w] in {0, 1} sampled as the paper's RoIAlign samples the
     features (``params["mask_sampling_ratio"]`` > 0 or -1 for the adaptive grid,
-    ``params["mask_aligned"]``), then thresholded at 0.5 as torchvision and detectron2 do.
+    ``params["mask_aligned"]``), then thresholded at 0.5 as detectron2 does (torchvision trains on
+    the soft values).
 
     roi_masks: [R, h, w, 1] the GT mask of each RoI (full image, or a mini mask covering its GT
     box); rois, roi_gt_boxes: [R, 4] normalized in the image of ``params["image_shape"]``.

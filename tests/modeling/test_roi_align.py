@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from mrcnn.data import pipeline as data
-from mrcnn.modeling.roi_align import PyramidROIAlign, roi_align, roi_level
+from mrcnn.modeling.roi_align import PyramidROIAlign, adaptive_grid, roi_align, roi_level
 from references import reference_path
 
 
@@ -68,7 +68,8 @@ def test_pyramid_roi_align_samples_the_right_level_bilinearly():
 REFERENCE = reference_path("roi_align_reference.npz")
 
 
-def reference_roi_align(features, boxes, box_indices, output_size, sampling_ratio, aligned):
+def reference_roi_align(features, boxes, box_indices, output_size, sampling_ratio, aligned,
+                        grid=None):
     """RoIAlign written from its definition (Mask R-CNN paper; torchvision's border rules).
 
     features [B, H, W, C]; boxes [K, (y1, x1, y2, x2)] in map coordinates. Each bin averages
@@ -76,6 +77,7 @@ def reference_roi_align(features, boxes, box_indices, output_size, sampling_rati
     torchvision's ``sampling_ratio <= 0``) takes ceil(roi side / output side) samples per bin
     side for each box, and a box with a side of 0 has none (its output is 0). A point more than
     one pixel outside the map reads 0; one within a pixel outside reads the border (clamped).
+    grid: with -1, [K, (s_y, s_x)] samples per bin side to use instead of the boxes' own.
     """
     _, height, width, channels = features.shape
     out_h, out_w = output_size
@@ -100,6 +102,8 @@ def reference_roi_align(features, boxes, box_indices, output_size, sampling_rati
             bin_h, bin_w = max(by2 - by1, 1.0) / out_h, max(bx2 - bx1, 1.0) / out_w
         if sampling_ratio > 0:
             s_y = s_x = sampling_ratio
+        elif grid is not None:
+            s_y, s_x = (int(v) for v in grid[k])
         else:
             s_y, s_x = int(np.ceil(bin_h)), int(np.ceil(bin_w))
         for i in range(out_h):
@@ -166,22 +170,34 @@ def test_roi_align_equals_the_definition_on_other_inputs():
 
 
 def test_adaptive_roi_align_equals_the_definition():
-    # sampling_ratio -1: a grid per box, ceil(side / output side) (1 to 9 samples per bin side
-    # here, different in y and x), boxes smaller than a cell, across the border, of zero size.
+    # sampling_ratio -1: a grid per box, ceil(side / output side) (1 to 14 samples per bin side
+    # here, different in y and x), boxes smaller than a cell, across the border, of zero size,
+    # inverted.
     rng = np.random.default_rng(5)
     features = rng.uniform(-1, 1, (2, 23, 19, 3)).astype(np.float32)
     boxes = np.array([[0.2, 0.3, 0.6, 0.9], [-0.7, -0.4, 21.0, 8.5], [4.0, 1.0, 9.5, 18.8],
                       [8.6, 5.2, 22.9, 7.0], [2.0, 2.0, 2.3, 2.2], [3.0, 3.0, 3.0, 7.0],
-                      [1.0, 2.0, 17.0, 14.0], [-3.0, -2.0, 30.0, 25.0]], np.float32)
-    indices = np.array([0, 1, 0, 1, 0, 1, 1, 0], np.int32)
+                      [1.0, 2.0, 17.0, 14.0], [-3.0, -2.0, 30.0, 25.0],
+                      [6.0, 5.0, 2.0, 9.0]], np.float32)
+    indices = np.array([0, 1, 0, 1, 0, 1, 1, 0, 1], np.int32)
     for size in ((4, 2), (3, 3)):
         for aligned in (True, False):
             got = roi_align(features, boxes, indices, size, -1, aligned).numpy()
             expected = reference_roi_align(features, boxes, indices, size, -1, aligned)
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5,
                                        err_msg="{} aligned={}".format(size, aligned))
-    # A box of zero height (aligned) has no samples: 0, as torchvision returns.
-    assert np.all(roi_align(features, boxes[5:6], indices[5:6], (4, 2), -1, True).numpy() == 0)
+    # A box of zero height or an inverted one (aligned) has no samples: 0, as torchvision
+    # returns.
+    for k in (5, 8):
+        assert np.all(roi_align(features, boxes[k:k + 1], indices[k:k + 1], (4, 2), -1,
+                                True).numpy() == 0)
+    # A side that is an exact multiple of the output side, as it comes back from normalized
+    # float32 coordinates (a 7-pixel box of a 1333-pixel image read back as 7.000122, 14 as
+    # 14.000061): that multiple, not one sample more per side.
+    grid = adaptive_grid(tf.constant([7.000122, 14.000061, 7.01]),
+                         tf.constant([7.0, 6.9, 0.0]), (7, 7))
+    np.testing.assert_array_equal(grid[0], [1, 2, 2])
+    np.testing.assert_array_equal(grid[1], [1, 1, 0])
     # With every box on one grid, the adaptive ratio is that fixed ratio.
     same = np.array([[1.0, 1.0, 9.0, 5.0], [10.0, 2.0, 17.5, 5.5]], np.float32)
     np.testing.assert_allclose(roi_align(features, same, [0, 1], (4, 2), -1).numpy(),
@@ -197,6 +213,8 @@ def test_adaptive_roi_align_with_no_boxes_and_in_a_graph():
         return roi_align(features, boxes, tf.zeros(tf.shape(boxes)[:1], tf.int32), (3, 3), -1)
 
     assert pooled(tf.zeros((0, 4))).shape == (0, 3, 3, 4)
+    # The static channel count survives the loop (the heads' layers may need it).
+    assert pooled.get_concrete_function().output_shapes.as_list() == [None, 3, 3, 4]
     np.testing.assert_allclose(pooled(tf.constant([[1.0, 1.0, 7.0, 4.0]])).numpy(), 1.0,
                                atol=1e-6)
 

@@ -186,6 +186,35 @@ def test_roi_align_mask_targets_from_mini_masks_match_full_masks(aligned, ratio)
         np.testing.assert_array_equal(from_mini[3][i][decided], full[3][i][decided])
 
 
+def test_adaptive_mask_targets_from_mini_masks_take_the_grid_of_the_roi_in_image_pixels():
+    # ratio -1 on a mini mask: the grid is ceil(RoI side in image pixels / 8), here 3 x 4 (a
+    # 20x26-pixel RoI), not that of the RoI's size in mini-mask cells (8 x 7 here). Random
+    # bits make the sample count show in the thresholded targets.
+    from test_roi_align import reference_roi_align
+    from mrcnn.modeling.box_ops import pixel_boxes
+    from mrcnn.modeling.targets import roi_align_mask_targets
+    rng = np.random.default_rng(8)
+    mini = rng.random((1, 56, 56, 1)) < 0.5
+    gt_px = np.array([[10.0, 12.0, 30.0, 36.0]])                 # 20 x 24 pixels
+    roi_px = np.array([[11.0, 11.0, 31.0, 37.0]])                # 20 x 26 pixels
+    gt, roi = (utils.norm_boxes(b, (64, 64)).astype(np.float32) for b in (gt_px, roi_px))
+    params = {"image_shape": [64, 64], "mask_aligned": True, "use_mini_mask": True,
+              "mask_shape": [8, 8], "mask_sampling_ratio": -1}
+    got = roi_align_mask_targets(tf.constant(mini, tf.float32), tf.constant(roi),
+                                 tf.constant(gt), params).numpy()[0]
+    # The RoI in the mini mask's frame: continuous pixel y -> (y - gy1) * 56 / gh.
+    roi_back = pixel_boxes(tf.constant(roi), [64, 64]).numpy().astype(np.float64)
+    gt_back = pixel_boxes(tf.constant(gt), [64, 64]).numpy().astype(np.float64)
+    scale = 56.0 / (gt_back[:, 2:] - gt_back[:, :2])
+    in_mini = (roi_back - np.tile(gt_back[:, :2], 2)) * np.tile(scale, 2)
+    value = {grid: reference_roi_align(mini.astype(np.float32), in_mini, [0], (8, 8), -1, True,
+                                       grid=[grid])[0, ..., 0]
+             for grid in ((3, 4), (8, 7))}
+    assert np.mean((value[(3, 4)] >= 0.5) != (value[(8, 7)] >= 0.5)) > 0.1
+    decided = np.abs(value[(3, 4)] - 0.5) > 1e-4
+    np.testing.assert_array_equal(got[decided], (value[(3, 4)] >= 0.5)[decided])
+
+
 def test_roi_align_target_layer_needs_the_image_shape_and_round_trips():
     with pytest.raises(ValueError, match="image_shape"):
         DetectionTargetLayer(12, 0.25, [0.1, 0.1, 0.2, 0.2], [8, 8], True,
