@@ -44,6 +44,7 @@ import PIL.Image  # noqa: E402
 import scipy.ndimage  # noqa: E402
 
 from _report import emit, machine  # noqa: E402
+from roi_align_speed import VARIANTS  # noqa: E402
 from samples.nucleus import nucleus  # noqa: E402
 
 # The class the sample loads through --config (this file, imported by its module name).
@@ -90,14 +91,9 @@ class CpuNucleusConfig(nucleus.NucleusConfig):
     SEED = 0
 
 
-# Issue 25's arms: the switches each one turns on over CpuNucleusConfig.
-ARMS = {
-    "matterport": {},
-    "roi_align": {"ROI_ALIGN_SAMPLING_RATIO": 2, "ROI_ALIGN_ALIGNED": True},
-    "torchvision": {"ROI_ALIGN_SAMPLING_RATIO": 2, "ROI_ALIGN_ALIGNED": True,
-                    "ROI_LEVEL_MAPPING": "torchvision", "RPN_PROPOSALS_PER_LEVEL": True,
-                    "DETECTION_MULTI_LABEL": True},
-}
+# Issue 25's arms: the switches each one turns on over CpuNucleusConfig (the variants that
+# benchmarks/roi_align_speed.py times).
+ARMS = {arm: VARIANTS[arm] for arm in ("matterport", "roi_align", "torchvision")}
 ARM_PREFIX = "ArmConfig__"
 
 

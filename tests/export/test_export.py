@@ -255,11 +255,13 @@ def test_runner_metadata_errors_name_the_file(tmp_path):
         ExportedModel(path)
 
 
-def test_saved_model_with_the_fidelity_switches_matches_detect(tmp_path):
+@pytest.mark.parametrize("ratio", [2, -1])
+def test_saved_model_with_the_fidelity_switches_matches_detect(tmp_path, ratio):
     """PIXEL_STD molding and the paper's RoIAlign with its mask paste (issue 25) in the
-    signature, as detect() runs them."""
+    signature, as detect() runs them. ratio -1 (the adaptive grid, detectron2's default) runs
+    in the SavedModel; the fixed-size formats need crop sizes known at build time."""
     config = type("FidelitySaved", (ExportConfig,), {
-        "ROI_ALIGN_SAMPLING_RATIO": 2, "ROI_ALIGN_ALIGNED": True,
+        "ROI_ALIGN_SAMPLING_RATIO": ratio, "ROI_ALIGN_ALIGNED": True,
         "ROI_LEVEL_MAPPING": "torchvision", "RPN_PROPOSALS_PER_LEVEL": True,
         "DETECTION_MULTI_LABEL": True, "PIXEL_STD": [58.4, 57.1, 57.4]})()
     model = modellib.MaskRCNN("inference", config, "/tmp/unused")
@@ -272,23 +274,8 @@ def test_saved_model_with_the_fidelity_switches_matches_detect(tmp_path):
     np.testing.assert_array_equal(served["class_ids"].numpy(), expected["class_ids"])
     np.testing.assert_array_equal(served["boxes"].numpy(), expected["rois"])
     np.testing.assert_array_equal(served["masks"].numpy(), expected["masks"])
+    if ratio == -1:
+        with pytest.raises(ValueError, match="ROI_ALIGN_SAMPLING_RATIO -1"):
+            model.export(str(tmp_path / "m.tflite"), format="tflite")
+        assert not os.path.exists(str(tmp_path / "m.tflite"))
 
-
-def test_adaptive_roi_align_exports_as_saved_model_and_refuses_tflite(tmp_path):
-    """ROI_ALIGN_SAMPLING_RATIO -1 (a grid per box, detectron2's default): the SavedModel runs
-    it as detect() does; the fixed-size formats need crop sizes known at build time."""
-    config = type("AdaptiveSaved", (ExportConfig,), {
-        "ROI_ALIGN_SAMPLING_RATIO": -1, "ROI_ALIGN_ALIGNED": True})()
-    model = modellib.MaskRCNN("inference", config, "/tmp/unused")
-    shift_class_logits(model, [0, 3, 3, 0], kernel_scale=0.01)
-    path = model.export(str(tmp_path / "saved"))
-    image = np.random.default_rng(7).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    expected = model.detect([image])[0]
-    served = tf.saved_model.load(path).signatures["serving_default"](image=tf.constant(image))
-    assert len(expected["class_ids"]) > 0
-    np.testing.assert_array_equal(served["class_ids"].numpy(), expected["class_ids"])
-    np.testing.assert_array_equal(served["boxes"].numpy(), expected["rois"])
-    np.testing.assert_array_equal(served["masks"].numpy(), expected["masks"])
-    with pytest.raises(ValueError, match="ROI_ALIGN_SAMPLING_RATIO -1"):
-        model.export(str(tmp_path / "m.tflite"), format="tflite")
-    assert not os.path.exists(str(tmp_path / "m.tflite"))
