@@ -13,8 +13,9 @@ machine.
 
 With ``--arms``/``--seeds`` (issue 25) it trains once per arm and seed, alternated seed by
 seed with the arms' order reversed every other seed, on the same generated data: ``matterport``
-(CpuNucleusConfig as it is), ``roi_align`` (the paper's RoIAlign, sampling ratio 2, aligned,
-with its mask targets and paste), ``torchvision`` (that plus torchvision's level mapping,
+(Matterport's single corner-aligned sample, ROI_ALIGN_SAMPLING_RATIO 0), ``roi_align`` (the
+paper's RoIAlign, sampling ratio 2, aligned, with its mask targets and paste: what the
+from-scratch recipe gives CpuNucleusConfig since issue 25), ``torchvision`` (that plus torchvision's level mapping,
 per-level proposals and multi-label detection). The seed is the config's SEED (the input
 pipeline's crops, order and flips); weights start from a fresh random initialization in every
 run. One JSON line per run is appended to ``--runs-out``, then a summary of each arm's means.
@@ -61,7 +62,9 @@ class CpuNucleusConfig(nucleus.NucleusConfig):
     (IMAGE_MIN_SCALE), anchor scales 8-128, RPN NMS 0.9 in training, mini masks 56x56,
     DETECTION_MIN_CONFIDENCE 0; at inference the sample's pad64 whole images (512x512 here).
     Changed: 128x128 crops instead of 512x512, the narrow heads and Adam of the shapes demo
-    (``ScratchShapesConfig``), batch-trained BatchNorm, fewer proposals and RoIs.
+    (``ScratchShapesConfig``), batch-trained BatchNorm, fewer proposals and RoIs. The sample's
+    ``--weights none`` adds the from-scratch recipe (``mrcnn.engine.recipes.FROM_SCRATCH``:
+    GroupNorm, the cosine decay and warm-up, the paper's RoIAlign).
     """
     NAME = "nucleus_cpu"
     IMAGES_PER_GPU = 4
@@ -225,7 +228,7 @@ def config_summary(config):
              "RPN_TRAIN_ANCHORS_PER_IMAGE", "PRE_NMS_LIMIT", "POST_NMS_ROIS_TRAINING",
              "POST_NMS_ROIS_INFERENCE", "TRAIN_ROIS_PER_IMAGE", "MAX_GT_INSTANCES",
              "DETECTION_MAX_INSTANCES", "STEPS_PER_EPOCH", "VALIDATION_STEPS", "NORM",
-             "LR_SCHEDULE", "WARMUP_STEPS")
+             "LR_SCHEDULE", "WARMUP_STEPS", "ROI_ALIGN_SAMPLING_RATIO", "ROI_ALIGN_ALIGNED")
     out = {}
     for name in names:
         value = getattr(config, name)

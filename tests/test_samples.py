@@ -756,6 +756,7 @@ def test_weights_none_trains_every_layer_from_the_first_step(name, request, tmp_
     assert [c[:3] for c in calls] == [("all", 4, 0.001)]
     config = calls[0][3]
     assert (config.NORM, config.OPTIMIZER, config.LR_SCHEDULE) == ("group", "adam", "cosine")
+    assert (config.ROI_ALIGN_SAMPLING_RATIO, config.ROI_ALIGN_ALIGNED) == (2, True)
     # A tenth of the run's steps warm up (4 epochs of the tiny configs' 1 step: at least 1).
     assert config.WARMUP_STEPS == max(1, int(0.1 * 4 * config.STEPS_PER_EPOCH))
 
@@ -776,6 +777,32 @@ def test_weights_none_trains_every_layer_from_the_first_step(name, request, tmp_
     assert calls[0][0] == "heads"
     config = calls[0][3]
     assert (config.NORM, config.LR_SCHEDULE, config.WARMUP_STEPS) == ("batch", None, 0)
+    # A weights file keeps Matterport's RoIAlign: its COCO weights were trained with it.
+    assert config.ROI_ALIGN_SAMPLING_RATIO == 0
+
+
+def test_from_scratch_recipe_takes_the_papers_roi_align_and_a_resumed_run_keeps_its_own(
+        tmp_path):
+    from mrcnn.engine import recipes
+    config, _ = recipes.training_plan(nucleus.NucleusConfig, nucleus.TRAINING_STAGES, "none")
+    assert (config.ROI_ALIGN_SAMPLING_RATIO, config.ROI_ALIGN_ALIGNED) == (2, True)
+    settings = recipes.run_settings(config)
+    assert settings["attributes"]["ROI_ALIGN_SAMPLING_RATIO"] == 2
+    # A run recorded before the switches joined the recipe resumes with Matterport's sampling,
+    # and one recorded with them resumes with them.
+    for attributes, expected in (({"NORM": "group", "OPTIMIZER": "adam", "LEARNING_RATE": 0.001,
+                                   "LR_SCHEDULE": "cosine", "WARMUP_STEPS": 16}, 0),
+                                 (settings["attributes"], 2)):
+        run = tmp_path / "run{}".format(expected)
+        recipes.write_run_settings(str(run), {"recipe": recipes.SCRATCH,
+                                              "attributes": attributes})
+        checkpoint = run / "mask_rcnn_nucleus_0002.h5"
+        checkpoint.write_bytes(b"")
+        config, stages = recipes.training_plan(nucleus.NucleusConfig, nucleus.TRAINING_STAGES,
+                                               str(checkpoint))
+        assert stages == [("all", 40, 1.0)]
+        assert config.ROI_ALIGN_SAMPLING_RATIO == expected
+        assert config.NORM == "group"
 
 
 def test_training_plan_keeps_what_the_config_sets():
