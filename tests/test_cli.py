@@ -292,6 +292,7 @@ def test_train_from_scratch_writes_a_run(trained):
     assert (attributes["NORM"], attributes["OPTIMIZER"], attributes["LR_SCHEDULE"]) == (
         "group", "adam", "cosine")
     assert (attributes["STEPS_PER_EPOCH"], attributes["WARMUP_STEPS"]) == (1, 1)
+    assert (attributes["ROI_ALIGN_SAMPLING_RATIO"], attributes["ROI_ALIGN_ALIGNED"]) == (2, True)
     assert attributes["DETECTION_MIN_CONFIDENCE"] == 0.9
     # Defaults from the data: the training images' mean (TinyConfig keeps Config's); the
     # anchor scales TinyConfig sets itself are kept.
@@ -309,9 +310,14 @@ def test_inference_uses_this_commands_set_over_the_runs(trained):
     for extra, confidence in (["--set", "DETECTION_MIN_CONFIDENCE=0"], 0), ([], 0.9):
         args = cli.build_parser().parse_args(["detect", path, path, "--weights", "last",
                                               "--logs", logs] + extra)
-        config = cli.inference_model(args, data)[0].config
+        model = cli.inference_model(args, data)[0]
+        config = model.config
         assert config.DETECTION_MIN_CONFIDENCE == confidence
         assert (config.NORM, config.GPU_COUNT, config.IMAGES_PER_GPU) == ("group", 1, 1)
+        # The recipe's RoIAlign has no weights, so only the recorded settings bring it back.
+        for name in ("roi_align_classifier", "roi_align_mask"):
+            layer = model.keras_model.get_layer(name).get_config()
+            assert (layer["sampling_ratio"], layer["aligned"]) == (2, True)
 
 
 def evaluate_val(path, common, out):

@@ -12,7 +12,8 @@ BatchNorm's 0.347 in the same 500 steps), i.e. GroupNorm, Adam at 1e-3 under a c
 a linear warm-up over the first tenth of the steps; and the paper's RoIAlign (2x2 samples per
 bin, half-pixel aligned), which raised the nucleus sample's mask AP from scratch from 0.816 to
 0.912 (docs/BENCHMARKS.md, "What they are worth on the nucleus sample from scratch", 3 seeds
-each). Pretrained weights keep Matterport's sampling: its COCO weights were trained with it.
+each). Pretrained weights keep the config's sampling (Matterport's by default: its COCO
+weights were trained with it; ImageNet-initialized training was not measured with the switch).
 """
 
 import json

@@ -15,12 +15,20 @@ import os
 from mrcnn.export import formats as export_formats
 from mrcnn import model as modellib
 from mrcnn.config import load_config_class
+from mrcnn.engine import recipes
 
 
-def inference_config(spec):
-    """An inference instance (one image per batch) of the Config class named by ``spec``
-    (``Config.for_inference``)."""
-    return load_config_class(spec)().for_inference()
+def inference_config(spec, weights=None):
+    """An inference instance (one image per batch, ``Config.for_inference``) of the Config
+    class named by ``spec``, with the settings the run recorded beside ``weights``
+    (``run_config.json``, as ``python -m mrcnn export`` reads it): a run from random weights
+    trained with GroupNorm and the paper's RoIAlign, which its class may not say, and RoIAlign
+    has no weights whose loading would fail on the wrong setting."""
+    config_class = load_config_class(spec)
+    if weights is not None:
+        config_class = recipes.with_run_settings(config_class,
+                                                 recipes.read_run_settings(weights))
+    return config_class().for_inference()
 
 
 def main(argv=None):
@@ -47,11 +55,12 @@ def main(argv=None):
         except ImportError as e:
             parser.error(str(e))
     try:
-        config = inference_config(args.config)
+        inference_config(args.config)
     except (ValueError, ImportError) as e:
         parser.error("--config {}: {}".format(args.config, e))
     if not os.path.isfile(args.weights):
         parser.error("--weights {}: no such file".format(args.weights))
+    config = inference_config(args.config, args.weights)
     model = modellib.MaskRCNN("inference", config, model_dir="/tmp")
     model.load_weights(args.weights, by_name=True)
     export_formats.export(model, args.out, format=args.format, quantize=args.quantize)

@@ -88,12 +88,16 @@ def adaptive_grid(h, w, output_size):
     """Samples per bin side of each box under the adaptive ratio: ceil(side / output side).
 
     h, w: [K] box sides in the sampled map's pixels (after ``aligned=False``'s clamp to one
-    pixel). Returns ([K], [K]) int32, within GRID_TOLERANCE; 0 or less for a side of 0 or
+    pixel). Returns ([K], [K]) int32, within GRID_TOLERANCE but at least 1 for any side
+    above 0 (torchvision's ceil of a tiny aligned side is 1); 0 or less for a side of 0 or
     less (an empty or inverted box: torchvision then returns 0s, and so does roi_align).
     """
+    def grid(side, out):
+        n = tf.cast(tf.math.ceil(side / out - GRID_TOLERANCE), tf.int32)
+        return tf.where(side > 0, tf.maximum(n, 1), n)
+
     out_h, out_w = (int(v) for v in output_size)
-    return (tf.cast(tf.math.ceil(h / out_h - GRID_TOLERANCE), tf.int32),
-            tf.cast(tf.math.ceil(w / out_w - GRID_TOLERANCE), tf.int32))
+    return grid(h, out_h), grid(w, out_w)
 
 
 def _pad_border(images, border):

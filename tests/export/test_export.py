@@ -66,13 +66,28 @@ def test_saved_model_matches_detect_without_mrcnn(exported, tmp_path, shape):
     np.testing.assert_array_equal(served["masks"], expected["masks"])
 
 
-def test_export_command_line(tmp_path, exported):
+def test_export_command_line(tmp_path, exported, monkeypatch):
     model, _ = exported
     weights = str(tmp_path / "w.h5")
     model.save_weights(weights)
+    # The run's recorded settings (a run from random weights: the paper's RoIAlign, which has
+    # no weights to fail loading) are what gets exported, not the class's Matterport sampling.
+    from mrcnn.engine import recipes
+    recipes.write_run_settings(str(tmp_path), {"recipe": recipes.SCRATCH, "attributes": {
+        "ROI_ALIGN_SAMPLING_RATIO": 2, "ROI_ALIGN_ALIGNED": True}})
+    exported_configs = []
+    real_export = export.export_formats.export
+
+    def spy(model, *args, **kwargs):
+        exported_configs.append(model.config)
+        return real_export(model, *args, **kwargs)
+    monkeypatch.setattr(export.export_formats, "export", spy)
     out = str(tmp_path / "cli_export")
     export.main(["--config", "tiny:TinyConfig", "--weights", weights, "--out", out])
     assert os.path.exists(os.path.join(out, "saved_model.pb"))
+    config, = exported_configs
+    assert (config.ROI_ALIGN_SAMPLING_RATIO, config.ROI_ALIGN_ALIGNED) == (2, True)
+    assert config.IMAGES_PER_GPU == 1
 
 
 @pytest.mark.parametrize("config, weights, message", [

@@ -194,10 +194,12 @@ def test_adaptive_roi_align_equals_the_definition():
     # A side that is an exact multiple of the output side, as it comes back from normalized
     # float32 coordinates (a 7-pixel box of a 1333-pixel image read back as 7.000122, 14 as
     # 14.000061): that multiple, not one sample more per side.
-    grid = adaptive_grid(tf.constant([7.000122, 14.000061, 7.01]),
-                         tf.constant([7.0, 6.9, 0.0]), (7, 7))
-    np.testing.assert_array_equal(grid[0], [1, 2, 2])
-    np.testing.assert_array_equal(grid[1], [1, 1, 0])
+    # A side above 0 but within the tolerance of it (a tiny aligned box) still takes one
+    # sample, as torchvision's ceil does; an inverted side none.
+    grid = adaptive_grid(tf.constant([7.000122, 14.000061, 7.01, 3e-4]),
+                         tf.constant([7.0, 6.9, 0.0, -0.5]), (7, 7))
+    np.testing.assert_array_equal(grid[0], [1, 2, 2, 1])
+    np.testing.assert_array_equal(grid[1], [1, 1, 0, 0])
     # With every box on one grid, the adaptive ratio is that fixed ratio.
     same = np.array([[1.0, 1.0, 9.0, 5.0], [10.0, 2.0, 17.5, 5.5]], np.float32)
     np.testing.assert_allclose(roi_align(features, same, [0, 1], (4, 2), -1).numpy(),

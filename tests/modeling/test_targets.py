@@ -188,7 +188,7 @@ def test_roi_align_mask_targets_from_mini_masks_match_full_masks(aligned, ratio)
 
 def test_adaptive_mask_targets_from_mini_masks_take_the_grid_of_the_roi_in_image_pixels():
     # ratio -1 on a mini mask: the grid is ceil(RoI side in image pixels / 8), here 3 x 4 (a
-    # 20x26-pixel RoI), not that of the RoI's size in mini-mask cells (8 x 7 here). Random
+    # 20x26-pixel RoI), not that of the RoI's size in mini-mask cells (7 x 8 here: 56 x 60.7 cells). Random
     # bits make the sample count show in the thresholded targets.
     from test_roi_align import reference_roi_align
     from mrcnn.modeling.box_ops import pixel_boxes
@@ -209,8 +209,8 @@ def test_adaptive_mask_targets_from_mini_masks_take_the_grid_of_the_roi_in_image
     in_mini = (roi_back - np.tile(gt_back[:, :2], 2)) * np.tile(scale, 2)
     value = {grid: reference_roi_align(mini.astype(np.float32), in_mini, [0], (8, 8), -1, True,
                                        grid=[grid])[0, ..., 0]
-             for grid in ((3, 4), (8, 7))}
-    assert np.mean((value[(3, 4)] >= 0.5) != (value[(8, 7)] >= 0.5)) > 0.1
+             for grid in ((3, 4), (7, 8))}
+    assert np.mean((value[(3, 4)] >= 0.5) != (value[(7, 8)] >= 0.5)) > 0.1
     decided = np.abs(value[(3, 4)] - 0.5) > 1e-4
     np.testing.assert_array_equal(got[decided], (value[(3, 4)] >= 0.5)[decided])
 
