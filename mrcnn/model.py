@@ -4,10 +4,12 @@ The model module wires; it computes no boxes itself. Matterport's module-level h
 its notebooks are re-exported here (``load_image_gt``, ``mold_image``, ``compose_image_meta``...).
 """
 
+import warnings
+
 import keras
 import numpy as np
 
-from mrcnn.engine import checkpoints, distribute, training
+from mrcnn.engine import checkpoints, distribute, recipes, training
 from mrcnn.export import formats as export_formats
 from mrcnn.modeling import anchors, graph
 from mrcnn.inference import postprocess, throughput, tiling, molding as transform
@@ -93,6 +95,13 @@ class MaskRCNN:
         skip = ("mrcnn_mask",) if self.config.MASK_CLASS_AGNOSTIC else ()
         weights.load_weights_h5(self.keras_model, filepath, by_name=by_name or bool(exclude),
                                 exclude=exclude, skip_mismatch=skip)
+        differences = recipes.graph_differences(self.config, filepath)
+        if differences:
+            warnings.warn("{}: its run (run_config.json beside it) trained another graph than "
+                          "this config builds ({}); build the config with "
+                          "mrcnn.engine.recipes.with_run_settings(ConfigClass, "
+                          "recipes.read_run_settings(path)) to detect as it was trained".format(
+                              filepath, "; ".join(differences)), stacklevel=2)
         self.set_log_dir(filepath)
 
     def get_imagenet_weights(self, source=None):

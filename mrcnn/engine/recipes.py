@@ -171,15 +171,39 @@ def settings_callback(model, settings):
     return RunSettings()
 
 
-def read_run_settings(weights_path):
+def read_run_settings(weights_path, verbose=True):
     """The settings recorded beside the checkpoint ``weights_path``, or None."""
     path = os.path.join(os.path.dirname(os.path.abspath(str(weights_path))), RUN_SETTINGS)
     if not os.path.isfile(path):
         return None
     with open(path, encoding="utf-8") as f:
         settings = json.load(f)
-    print("Settings of the run ({}): {}".format(path, settings))
+    if verbose:
+        print("Settings of the run ({}): {}".format(path, settings))
     return settings
+
+
+# Recorded attributes that shape the graph a checkpoint's weights were trained in; the others
+# (optimizer, schedule, thresholds a command may override) are the run's business.
+GRAPH_ATTRIBUTES = ("NORM", "ROI_ALIGN_SAMPLING_RATIO", "ROI_ALIGN_ALIGNED") + tuple(
+    name for name in TORCHVISION_ARCHITECTURE if name not in ("ROI_ALIGN_SAMPLING_RATIO",
+                                                               "ROI_ALIGN_ALIGNED"))
+
+
+def graph_differences(config, weights_path):
+    """["NAME: run R, config C", ...] for the GRAPH_ATTRIBUTES that the run of the checkpoint
+    ``weights_path`` recorded (``run_config.json`` beside it) with another value than
+    ``config`` has; [] without a record. Weights load either way where the shapes agree, so a
+    from-scratch checkpoint would otherwise run silently with, e.g., Matterport's RoIAlign."""
+    try:
+        settings = read_run_settings(weights_path, verbose=False)
+    except (OSError, ValueError):
+        return []
+    recorded = (settings or {}).get("attributes", {})
+    return ["{}: run {!r}, config {!r}".format(name, recorded[name], getattr(config, name))
+            for name in GRAPH_ATTRIBUTES
+            if name in recorded and hasattr(config, name)
+            and not same_value(jsonable(getattr(config, name)), recorded[name])]
 
 
 def with_run_settings(config_class, settings, keep=()):

@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import urllib.error
+import warnings
 
 import h5py
 import keras
@@ -104,6 +105,27 @@ def test_partial_file_needs_by_name_and_bad_files_are_named(tmp_path, model):
     not_h5.write_bytes(b"garbage")
     with pytest.raises(OSError, match="not_weights.h5"):
         model.load_weights(str(not_h5))
+
+
+def test_loading_a_checkpoint_whose_run_trained_another_graph_warns(tmp_path, model):
+    # A from-scratch run recorded the paper's RoIAlign: its weights load into Matterport's
+    # (RoIAlign has no weights), so only run_config.json can tell, and load_weights says so.
+    from mrcnn.engine import recipes
+    path = str(tmp_path / "mask_rcnn_tiny_0001.h5")
+    model.save_weights(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.load_weights(path)            # no run_config.json: nothing to compare
+    recipes.write_run_settings(str(tmp_path), {"recipe": recipes.SCRATCH, "attributes": {
+        "ROI_ALIGN_SAMPLING_RATIO": 2, "ROI_ALIGN_ALIGNED": True, "LEARNING_RATE": 0.5}})
+    with pytest.warns(UserWarning, match=r"ROI_ALIGN_SAMPLING_RATIO: run 2, config 0") as got:
+        model.load_weights(path)
+    assert "LEARNING_RATE" not in str(got[0].message)     # the run's business, not the graph's
+    rebuilt = recipes.with_run_settings(TinyConfig, recipes.read_run_settings(path))()
+    assert rebuilt.ROI_ALIGN_SAMPLING_RATIO == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        modellib.MaskRCNN("inference", rebuilt, "/tmp/unused").load_weights(path)
 
 
 def test_saved_checkpoint_is_atomic_and_round_trips(tmp_path, model):
