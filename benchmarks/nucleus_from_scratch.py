@@ -15,8 +15,8 @@ With ``--arms``/``--seeds`` (issue 25) it trains once per arm and seed, alternat
 seed with the arms' order reversed every other seed, on the same generated data: ``matterport``
 (Matterport's single corner-aligned sample, ROI_ALIGN_SAMPLING_RATIO 0), ``roi_align`` (the
 paper's RoIAlign, sampling ratio 2, aligned, with its mask targets and paste: what the
-from-scratch recipe gives CpuNucleusConfig since issue 25), ``torchvision`` (that plus torchvision's level mapping,
-per-level proposals and multi-label detection). The seed is the config's SEED (the input
+from-scratch recipe gives CpuNucleusConfig since issue 25), ``torchvision`` (that plus
+torchvision's level mapping, per-level proposals and multi-label detection). The seed is the config's SEED (the input
 pipeline's crops, order and flips); weights start from a fresh random initialization in every
 run. One JSON line per run is appended to ``--runs-out``, then a summary of each arm's means.
 

@@ -185,20 +185,20 @@ def read_run_settings(weights_path, verbose=True):
 
 # Recorded attributes that shape the graph a checkpoint's weights were trained in; the others
 # (optimizer, schedule, thresholds a command may override) are the run's business.
-GRAPH_ATTRIBUTES = ("NORM", "ROI_ALIGN_SAMPLING_RATIO", "ROI_ALIGN_ALIGNED") + tuple(
-    name for name in TORCHVISION_ARCHITECTURE if name not in ("ROI_ALIGN_SAMPLING_RATIO",
-                                                               "ROI_ALIGN_ALIGNED"))
+# TORCHVISION_ARCHITECTURE holds the RoIAlign switches.
+GRAPH_ATTRIBUTES = ("NORM",) + TORCHVISION_ARCHITECTURE
 
 
 def graph_differences(config, weights_path):
     """["NAME: run R, config C", ...] for the GRAPH_ATTRIBUTES that the run of the checkpoint
     ``weights_path`` recorded (``run_config.json`` beside it) with another value than
-    ``config`` has; [] without a record. Weights load either way where the shapes agree, so a
+    ``config`` has; [] without a record; a record that cannot be read is one difference
+    (nothing can be checked). Weights load either way where the shapes agree, so a
     from-scratch checkpoint would otherwise run silently with, e.g., Matterport's RoIAlign."""
     try:
         settings = read_run_settings(weights_path, verbose=False)
-    except (OSError, ValueError):
-        return []
+    except (OSError, ValueError) as e:
+        return ["{} unreadable ({})".format(RUN_SETTINGS, e)]
     recorded = (settings or {}).get("attributes", {})
     return ["{}: run {!r}, config {!r}".format(name, recorded[name], getattr(config, name))
             for name in GRAPH_ATTRIBUTES

@@ -18,13 +18,12 @@ from mrcnn.config import load_config_class
 from mrcnn.engine import recipes
 
 
-def inference_config(spec, weights=None):
-    """An inference instance (one image per batch, ``Config.for_inference``) of the Config
-    class named by ``spec``, with the settings the run recorded beside ``weights``
+def inference_config(config_class, weights=None):
+    """An inference instance (one image per batch, ``Config.for_inference``) of
+    ``config_class``, with the settings the run recorded beside ``weights``
     (``run_config.json``, as ``python -m mrcnn export`` reads it): a run from random weights
     trained with GroupNorm and the paper's RoIAlign, which its class may not say, and RoIAlign
     has no weights whose loading would fail on the wrong setting."""
-    config_class = load_config_class(spec)
     if weights is not None:
         config_class = recipes.with_run_settings(config_class,
                                                  recipes.read_run_settings(weights))
@@ -55,12 +54,17 @@ def main(argv=None):
         except ImportError as e:
             parser.error(str(e))
     try:
-        inference_config(args.config)
+        config_class = load_config_class(args.config)
+        inference_config(config_class)     # the class's own values are valid
     except (ValueError, ImportError) as e:
         parser.error("--config {}: {}".format(args.config, e))
     if not os.path.isfile(args.weights):
         parser.error("--weights {}: no such file".format(args.weights))
-    config = inference_config(args.config, args.weights)
+    try:
+        config = inference_config(config_class, args.weights)
+    except ValueError as e:
+        parser.error("--weights {}: the run's {}: {}".format(args.weights,
+                                                             recipes.RUN_SETTINGS, e))
     model = modellib.MaskRCNN("inference", config, model_dir="/tmp")
     model.load_weights(args.weights, by_name=True)
     export_formats.export(model, args.out, format=args.format, quantize=args.quantize)

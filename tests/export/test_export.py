@@ -107,6 +107,17 @@ def test_export_command_line_errors_name_the_argument(tmp_path, capsys, config, 
     assert not (tmp_path / "out").exists()
 
 
+def test_export_command_line_names_an_unreadable_run_record(tmp_path, capsys):
+    (tmp_path / "w.h5").write_bytes(b"")
+    (tmp_path / "run_config.json").write_text("{not json")
+    with pytest.raises(SystemExit) as exit_info:
+        export.main(["--config", "tiny:TinyConfig", "--weights", str(tmp_path / "w.h5"),
+                     "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert re.search(r"--weights .*w\.h5: the run's run_config\.json: ", capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("shape, message", [
     ((48, 64), r"\[height, width, 3\]; got shape.*\[48 64\]"),
     ((48, 64, 4), r"\[height, width, 3\]; got shape.*\[48 64 4\]"),

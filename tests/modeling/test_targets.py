@@ -188,8 +188,8 @@ def test_roi_align_mask_targets_from_mini_masks_match_full_masks(aligned, ratio)
 
 def test_adaptive_mask_targets_from_mini_masks_take_the_grid_of_the_roi_in_image_pixels():
     # ratio -1 on a mini mask: the grid is ceil(RoI side in image pixels / 8), here 3 x 4 (a
-    # 20x26-pixel RoI), not that of the RoI's size in mini-mask cells (7 x 8 here: 56 x 60.7 cells). Random
-    # bits make the sample count show in the thresholded targets.
+    # 20x26-pixel RoI), not that of the RoI's size in mini-mask cells (7 x 8 here: 56 x 60.7
+    # cells). Random bits make the sample count show in the thresholded targets.
     from test_roi_align import reference_roi_align
     from mrcnn.modeling.box_ops import pixel_boxes
     from mrcnn.modeling.targets import roi_align_mask_targets

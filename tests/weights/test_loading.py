@@ -126,6 +126,10 @@ def test_loading_a_checkpoint_whose_run_trained_another_graph_warns(tmp_path, mo
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         modellib.MaskRCNN("inference", rebuilt, "/tmp/unused").load_weights(path)
+    # A record that cannot be read checks nothing: said, not passed over.
+    (tmp_path / recipes.RUN_SETTINGS).write_text("{not json")
+    with pytest.warns(UserWarning, match=r"run_config\.json unreadable"):
+        model.load_weights(path)
 
 
 def test_saved_checkpoint_is_atomic_and_round_trips(tmp_path, model):
